@@ -1,0 +1,166 @@
+//! Wires the pipeline: poll thread → bounded channel → worker thread → metrics ← HTTP threads, with one
+//! coordinator for shutdown. Used by the daemon and by `demo`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use log::{error, info, warn};
+
+use crate::config::{Config, KafkaConfig};
+use crate::kafka::{self, Body, ExporterContext, Item, KafkaSetupError, Progress};
+use crate::metrics::{unix_now, Applier, Metrics, MetricsError};
+use crate::sessions::SessionTracker;
+use crate::shutdown::Lifecycle;
+
+/// Records buffered between the poll thread and the worker.
+pub const CHANNEL_CAPACITY: usize = 8192;
+/// How long shutdown may take before the process gives up on a clean close.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why the pipeline could not start or did not stop cleanly. `exit_code` maps each to the process status.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaSetupError),
+    #[error(transparent)]
+    Bind(#[from] crate::http::BindError),
+    #[error("a pipeline thread failed")]
+    ThreadFailed,
+    #[error("shutdown did not finish within {0:?}")]
+    ShutdownTimeout(Duration),
+}
+
+impl AppError {
+    /// 2 for configuration the libraries refuse, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Metrics(_) | AppError::Kafka(KafkaSetupError::Config(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Applies items until the channel closes; expires idle sessions once a second, traffic or not.
+pub fn worker_loop(rx: Receiver<Item>, mut applier: Applier, progress: &Progress) {
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    let mut last_expire = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(item) => Some(item),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(first) = first {
+            let wall = unix_now();
+            let now = Instant::now();
+            let mut count = 0u64;
+            for item in std::iter::once(first).chain(rx.try_iter().take(4095)) {
+                if let Body::Quality(ev, an) = &item.body {
+                    applier.apply(ev, an, wall, now);
+                }
+                next.insert(item.partition, item.offset + 1);
+                count += 1;
+            }
+            progress.record(count, &mut next);
+        }
+        if last_expire.elapsed() >= Duration::from_secs(1) {
+            applier.expire_sessions(Instant::now());
+            last_expire = Instant::now();
+        }
+    }
+}
+
+/// Runs the whole exporter until `life` is asked to stop. `on_listening` receives the HTTP address once bound.
+pub fn run(cfg: &Config, life: Arc<Lifecycle>, on_listening: impl FnOnce(SocketAddr)) -> Result<(), AppError> {
+    let metrics = Metrics::new(&cfg.buckets)?;
+    run_with_metrics(cfg, metrics, life, on_listening)
+}
+
+pub fn run_with_metrics(
+    cfg: &Config,
+    metrics: Metrics,
+    life: Arc<Lifecycle>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), AppError> {
+    let progress = Arc::new(Progress::default());
+    let ctx = ExporterContext::new(&cfg.kafka.topic, metrics.clone(), life.clone(), progress.clone());
+    let consumer = kafka::create_consumer(&cfg.kafka, ctx)?;
+    let server = crate::http::bind(&cfg.http)?;
+    on_listening(server.addr);
+    let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked));
+    let (tx, rx) = crossbeam_channel::bounded::<Item>(CHANNEL_CAPACITY);
+    let max_payload = cfg.max_payload_bytes;
+
+    let outcome = std::thread::scope(|s| {
+        let spawn = |name: &'static str| std::thread::Builder::new().name(name.into());
+        let (life, progress, server, metrics) = (&life, &progress, &server, &metrics);
+        spawn("kafka-poll")
+            .spawn_scoped(s, move || {
+                let _g = life.thread("kafka-poll");
+                kafka::poll_loop(consumer, tx, max_payload);
+            })
+            .expect("spawn thread");
+        spawn("worker")
+            .spawn_scoped(s, move || {
+                let _g = life.thread("worker");
+                worker_loop(rx, applier, progress);
+            })
+            .expect("spawn thread");
+        spawn("http-gate")
+            .spawn_scoped(s, move || {
+                let _g = life.thread("http-gate");
+                server.run_gate(metrics, life);
+            })
+            .expect("spawn thread");
+        for _ in 0..cfg.http.threads {
+            spawn("http")
+                .spawn_scoped(s, move || {
+                    let _g = life.thread("http");
+                    crate::http::serve(&server.server, metrics, life);
+                })
+                .expect("spawn thread");
+        }
+        life.wait_for_stop();
+        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
+        if !life.wait_threads(deadline) {
+            error!("shutdown did not finish within {SHUTDOWN_DEADLINE:?}; exiting without a clean close");
+            log::logger().flush();
+            std::process::exit(1);
+        }
+        if life.failed() {
+            Err(AppError::ThreadFailed)
+        } else {
+            Ok(())
+        }
+    });
+    if outcome.is_ok() {
+        info!("stopped cleanly");
+    } else {
+        warn!("stopped after a failure");
+    }
+    outcome
+}
+
+/// The start-up INFO line: effective configuration with secrets masked.
+pub fn startup_line(cfg: &Config) -> String {
+    let props = KafkaConfig::masked(&cfg.kafka.consumer_properties());
+    let props: Vec<String> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "starting dashflow-prometheus-exporter {}: topic={} group={} http={}:{} max_payload={}B session_timeout={}s \
+         session_cap={} librdkafka[{}]",
+        env!("CARGO_PKG_VERSION"),
+        cfg.kafka.topic,
+        cfg.kafka.group_id,
+        cfg.http.bind_ip,
+        cfg.http.port,
+        cfg.max_payload_bytes,
+        cfg.session_timeout.as_secs(),
+        cfg.session_max_tracked,
+        props.join(" ")
+    )
+}

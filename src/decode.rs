@@ -1,0 +1,551 @@
+//! Record bytes → [`Decoded`]: framing (reference §1.3), protobuf, and the quality-event mapping (§1.4).
+//!
+//! Pure: no metrics, no I/O. What the decoder notices that is not fatal (a missing header, a metric value of
+//! the wrong type, a clamped or non-finite number) is reported in [`Anomalies`] so the caller can count it.
+
+use std::io::Read;
+
+use prost::Message as _;
+
+use crate::proto::{dash_stream_message::Message, metric_value::Value, DashStreamMessage, MetricValue, Metrics};
+
+/// Frame byte of an uncompressed framed record.
+pub const FRAME_PLAIN: u8 = 0x00;
+/// Frame byte of a zstd-compressed framed record.
+pub const FRAME_ZSTD: u8 = 0x01;
+/// Magic number of a zstd frame (a legacy unframed compressed record starts with it).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// Default largest payload, 10 MiB, as in the original.
+pub const DEFAULT_MAX_PAYLOAD: usize = 10 * 1024 * 1024;
+
+/// A quality event: the 13 fields of the original exporter's `QualityEvent`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QualityEvent {
+    pub query_id: String,
+    pub quality_score: f64,
+    pub passed: bool,
+    pub category: String,
+    pub latency_ms: u64,
+    pub retry_count: u32,
+    pub model: String,
+    pub session_id: String,
+    pub turn_number: u32,
+    pub accuracy: f64,
+    pub relevance: f64,
+    pub completeness: f64,
+    pub application_type: String,
+}
+
+/// The metric keys the exporter reads, in a fixed order (bit positions in [`KeySet`]).
+pub const METRIC_KEYS: [&str; 8] =
+    ["quality_score", "passed", "latency_ms", "retry_count", "turn_number", "accuracy", "relevance", "completeness"];
+
+/// A set of [`METRIC_KEYS`] as a bit mask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeySet(pub u8);
+
+impl KeySet {
+    fn insert(&mut self, key: usize) {
+        self.0 |= 1 << key;
+    }
+    pub fn contains(self, key: usize) -> bool {
+        self.0 & (1 << key) != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The key names in the set.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        METRIC_KEYS.iter().enumerate().filter(move |(i, _)| self.contains(*i)).map(|(_, k)| *k)
+    }
+}
+
+const K_SCORE: usize = 0;
+const K_PASSED: usize = 1;
+const K_LATENCY: usize = 2;
+const K_RETRY: usize = 3;
+const K_TURN: usize = 4;
+const K_ACCURACY: usize = 5;
+const K_RELEVANCE: usize = 6;
+const K_COMPLETENESS: usize = 7;
+
+/// What decoding a quality event noticed besides its values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    /// Keys present with the type the exporter reads (absent keys are not recorded: the original recorded 0
+    /// for them, which is indistinguishable from a real 0).
+    pub present: KeySet,
+    /// The `Metrics` message had no header (the event is still processed, with session id "").
+    pub missing_header: bool,
+    /// Keys present with a value of another type than the one the exporter reads (ignored, default kept).
+    pub type_mismatch: KeySet,
+    /// Keys whose value was out of range: a negative or > u32::MAX integer (clamped), or a NaN/±inf float
+    /// (kept in the event; the metrics layer refuses it).
+    pub out_of_range: KeySet,
+}
+
+/// The kind of a DashStream message that is not a `Metrics` message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtherKind {
+    Event = 0,
+    StateDiff,
+    TokenChunk,
+    ToolExecution,
+    Checkpoint,
+    Error,
+    EventBatch,
+    ExecutionTrace,
+    /// A `DashStreamMessage` with no branch set.
+    Empty,
+}
+
+/// Label values of [`OtherKind`], indexed by its discriminant.
+pub const OTHER_KIND_LABELS: [&str; 9] = [
+    "event",
+    "state_diff",
+    "token_chunk",
+    "tool_execution",
+    "checkpoint",
+    "error",
+    "event_batch",
+    "execution_trace",
+    "empty",
+];
+
+impl OtherKind {
+    pub fn label(self) -> &'static str {
+        OTHER_KIND_LABELS[self as usize]
+    }
+}
+
+/// A successfully decoded record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    /// A `Metrics` message with scope `quality`.
+    Quality(QualityEvent, Anomalies),
+    /// A `Metrics` message with another scope.
+    WrongScope(String),
+    /// Another DashStream message type.
+    Other(OtherKind),
+}
+
+/// Why a record could not be decoded. Each variant has a bounded `reason` label.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty message payload")]
+    Empty,
+    #[error("payload size {size} bytes exceeds maximum {max} bytes")]
+    PayloadTooLarge { size: usize, max: usize },
+    #[error("zstd data decompresses to more than the maximum {max} bytes")]
+    DecompressedTooLarge { max: usize },
+    #[error("zstd decompression failed: {0}")]
+    Decompress(String),
+    #[error("invalid protobuf DashStreamMessage: {0}")]
+    InvalidProtobuf(String),
+}
+
+/// Every failure reason label, in a fixed order (the original's three values are kept for compatibility).
+pub const ERROR_REASONS: [&str; 5] =
+    ["empty", "payload_too_large", "decompressed_too_large", "decompress", "invalid_protobuf"];
+
+impl DecodeError {
+    /// The bounded label value of this error.
+    pub fn reason(&self) -> &'static str {
+        ERROR_REASONS[self.reason_index()]
+    }
+
+    pub fn reason_index(&self) -> usize {
+        match self {
+            DecodeError::Empty => 0,
+            DecodeError::PayloadTooLarge { .. } => 1,
+            DecodeError::DecompressedTooLarge { .. } => 2,
+            DecodeError::Decompress(_) => 3,
+            DecodeError::InvalidProtobuf(_) => 4,
+        }
+    }
+}
+
+/// Decodes records; keeps a scratch buffer for decompression between calls.
+pub struct Decoder {
+    max: usize,
+    scratch: Vec<u8>,
+}
+
+impl Decoder {
+    pub fn new(max_payload: usize) -> Self {
+        Decoder { max: max_payload, scratch: Vec::new() }
+    }
+
+    /// Decodes one record value (reference §1.3 and §1.4).
+    pub fn decode(&mut self, payload: &[u8]) -> Result<Decoded, DecodeError> {
+        let msg = self.message(payload)?;
+        Ok(classify(msg))
+    }
+
+    /// Unframes, decompresses and protobuf-decodes a record.
+    pub fn message(&mut self, payload: &[u8]) -> Result<DashStreamMessage, DecodeError> {
+        let max = self.max;
+        let Some(&first) = payload.first() else {
+            return Err(DecodeError::Empty);
+        };
+        let framed = first == FRAME_PLAIN || first == FRAME_ZSTD;
+        let limit = if framed { max.saturating_add(1) } else { max };
+        if payload.len() > limit {
+            return Err(DecodeError::PayloadTooLarge { size: payload.len(), max });
+        }
+        let body = match first {
+            FRAME_PLAIN => &payload[1..],
+            FRAME_ZSTD => {
+                self.decompress(&payload[1..])?;
+                &self.scratch[..]
+            }
+            _ if payload.starts_with(&ZSTD_MAGIC) => {
+                self.decompress(payload)?;
+                &self.scratch[..]
+            }
+            _ => payload,
+        };
+        DashStreamMessage::decode(body).map_err(|e| DecodeError::InvalidProtobuf(e.to_string()))
+    }
+
+    /// Decompresses one zstd stream into `scratch`, refusing output larger than the maximum payload.
+    fn decompress(&mut self, src: &[u8]) -> Result<(), DecodeError> {
+        let max = self.max;
+        if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(src) {
+            if declared > max as u64 {
+                return Err(DecodeError::DecompressedTooLarge { max });
+            }
+        }
+        self.scratch.clear();
+        let reader =
+            zstd::stream::read::Decoder::with_buffer(src).map_err(|e| DecodeError::Decompress(e.to_string()))?;
+        reader
+            .take(max as u64 + 1)
+            .read_to_end(&mut self.scratch)
+            .map_err(|e| DecodeError::Decompress(e.to_string()))?;
+        if self.scratch.len() > max {
+            self.scratch = Vec::new(); // do not keep a bomb's worth of memory around
+            return Err(DecodeError::DecompressedTooLarge { max });
+        }
+        Ok(())
+    }
+}
+
+fn classify(msg: DashStreamMessage) -> Decoded {
+    match msg.message {
+        Some(Message::Metrics(m)) => {
+            if m.scope == "quality" {
+                let (ev, an) = quality_event(m);
+                Decoded::Quality(ev, an)
+            } else {
+                Decoded::WrongScope(m.scope)
+            }
+        }
+        Some(Message::Event(_)) => Decoded::Other(OtherKind::Event),
+        Some(Message::StateDiff(_)) => Decoded::Other(OtherKind::StateDiff),
+        Some(Message::TokenChunk(_)) => Decoded::Other(OtherKind::TokenChunk),
+        Some(Message::ToolExecution(_)) => Decoded::Other(OtherKind::ToolExecution),
+        Some(Message::Checkpoint(_)) => Decoded::Other(OtherKind::Checkpoint),
+        Some(Message::Error(_)) => Decoded::Other(OtherKind::Error),
+        Some(Message::EventBatch(_)) => Decoded::Other(OtherKind::EventBatch),
+        Some(Message::ExecutionTrace(_)) => Decoded::Other(OtherKind::ExecutionTrace),
+        None => Decoded::Other(OtherKind::Empty),
+    }
+}
+
+/// Tag aliases, highest precedence first (the original picked whichever its hash map yielded last).
+pub const CATEGORY_TAGS: [&str; 3] = ["category", "query_category", "complexity"];
+pub const APPLICATION_TYPE_TAGS: [&str; 2] = ["application_type", "app_type"];
+
+fn first_tag(m: &mut Metrics, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| m.tags.remove(*k))
+}
+
+/// Maps a quality-scope `Metrics` message to a [`QualityEvent`] (reference §1.4, with the fixes: fixed alias
+/// precedence, saturating instead of wrapping integer casts, anomalies reported).
+pub fn quality_event(mut m: Metrics) -> (QualityEvent, Anomalies) {
+    let mut an = Anomalies { missing_header: m.header.is_none(), ..Anomalies::default() };
+    let mut ev = QualityEvent {
+        session_id: m.header.take().map(|h| h.thread_id).unwrap_or_default(),
+        query_id: m.tags.remove("query_id").unwrap_or_default(),
+        model: m.tags.remove("model").unwrap_or_default(),
+        category: first_tag(&mut m, &CATEGORY_TAGS).unwrap_or_else(|| "Unknown".into()),
+        application_type: first_tag(&mut m, &APPLICATION_TYPE_TAGS).unwrap_or_else(|| "unknown".into()),
+        ..QualityEvent::default()
+    };
+    for (key, value) in &m.metrics {
+        let Some(k) = METRIC_KEYS.iter().position(|n| n == key) else { continue };
+        apply_value(&mut ev, &mut an, k, value);
+    }
+    (ev, an)
+}
+
+fn apply_value(ev: &mut QualityEvent, an: &mut Anomalies, k: usize, value: &MetricValue) {
+    let float = |an: &mut Anomalies, slot: &mut f64| match value.value {
+        Some(Value::FloatValue(f)) => {
+            an.present.insert(k);
+            if !f.is_finite() {
+                an.out_of_range.insert(k);
+            }
+            *slot = f;
+        }
+        _ => an.type_mismatch.insert(k),
+    };
+    let int = |an: &mut Anomalies| match value.value {
+        Some(Value::IntValue(i)) => {
+            an.present.insert(k);
+            if i < 0 {
+                an.out_of_range.insert(k);
+            }
+            Some(i.max(0) as u64)
+        }
+        _ => {
+            an.type_mismatch.insert(k);
+            None
+        }
+    };
+    let u32_of = |an: &mut Anomalies, v: u64| {
+        if v > u64::from(u32::MAX) {
+            an.out_of_range.insert(k);
+        }
+        v.min(u64::from(u32::MAX)) as u32
+    };
+    match k {
+        K_SCORE => float(an, &mut ev.quality_score),
+        K_ACCURACY => float(an, &mut ev.accuracy),
+        K_RELEVANCE => float(an, &mut ev.relevance),
+        K_COMPLETENESS => float(an, &mut ev.completeness),
+        K_PASSED => match value.value {
+            Some(Value::BoolValue(b)) => {
+                an.present.insert(k);
+                ev.passed = b;
+            }
+            _ => an.type_mismatch.insert(k),
+        },
+        K_LATENCY => {
+            if let Some(v) = int(an) {
+                ev.latency_ms = v;
+            }
+        }
+        K_RETRY => {
+            if let Some(v) = int(an) {
+                ev.retry_count = u32_of(an, v);
+            }
+        }
+        K_TURN => {
+            if let Some(v) = int(an) {
+                ev.turn_number = u32_of(an, v);
+            }
+        }
+        _ => unreachable!("index into METRIC_KEYS"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{frame, Framing, QualityRecord, WORKED_EXAMPLE};
+    use crate::proto::Header;
+
+    fn hex(s: &str) -> Vec<u8> {
+        crate::encode::from_hex(s)
+    }
+
+    fn quality(d: Result<Decoded, DecodeError>) -> (QualityEvent, Anomalies) {
+        match d {
+            Ok(Decoded::Quality(e, a)) => (e, a),
+            other => panic!("expected a quality event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn worked_example_decodes() {
+        let bytes = hex(WORKED_EXAMPLE);
+        assert_eq!(bytes.len(), 132);
+        let (ev, an) = quality(Decoder::new(DEFAULT_MAX_PAYLOAD).decode(&bytes));
+        assert_eq!(
+            ev,
+            QualityEvent {
+                quality_score: 0.9,
+                passed: true,
+                latency_ms: 1500,
+                model: "gpt-4o".into(),
+                category: "Complex".into(),
+                session_id: "sess-1".into(),
+                application_type: "unknown".into(),
+                ..QualityEvent::default()
+            }
+        );
+        assert_eq!(an.present.names().collect::<Vec<_>>(), vec!["quality_score", "passed", "latency_ms"]);
+        assert!(an.type_mismatch.is_empty() && an.out_of_range.is_empty() && !an.missing_header);
+        // Dropping the frame byte gives the equally accepted legacy form.
+        let (legacy, _) = quality(Decoder::new(DEFAULT_MAX_PAYLOAD).decode(&bytes[1..]));
+        assert_eq!(legacy, ev);
+    }
+
+    #[test]
+    fn our_encoder_agrees_with_the_worked_example() {
+        let rec = QualityRecord {
+            thread_id: Some("sess-1".into()),
+            scope_id: "q-42".into(),
+            quality_score: Some(0.9),
+            passed: Some(true),
+            latency_ms: Some(1500),
+            model: Some("gpt-4o".into()),
+            category: Some("Complex".into()),
+            ..QualityRecord::default()
+        };
+        // Same event; our encoder also writes units and metric types, and map entries in key order.
+        let ours = frame(&rec.message(), Framing::Framed);
+        let mut d = Decoder::new(DEFAULT_MAX_PAYLOAD);
+        assert_eq!(quality(d.decode(&ours)), quality(d.decode(&hex(WORKED_EXAMPLE))));
+    }
+
+    #[test]
+    fn every_framing_round_trips() {
+        let rec = QualityRecord::sample(7);
+        let want = quality(Decoder::new(DEFAULT_MAX_PAYLOAD).decode(&frame(&rec.message(), Framing::Framed))).0;
+        for f in [Framing::FramedZstd, Framing::Legacy, Framing::LegacyZstd] {
+            let bytes = frame(&rec.message(), f);
+            assert_eq!(quality(Decoder::new(DEFAULT_MAX_PAYLOAD).decode(&bytes)).0, want, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_oversize_are_distinct_errors() {
+        let mut d = Decoder::new(1024);
+        assert_eq!(d.decode(&[]), Err(DecodeError::Empty));
+        let mut framed = vec![0u8; 1026];
+        framed[0] = FRAME_PLAIN;
+        assert_eq!(d.decode(&framed), Err(DecodeError::PayloadTooLarge { size: 1026, max: 1024 }));
+        // max + 1 framed bytes is allowed through to the protobuf decoder (zeros are an invalid tag).
+        assert_eq!(d.decode(&framed[..1025]).unwrap_err().reason(), "invalid_protobuf");
+        let legacy = vec![0x0au8; 1025];
+        assert_eq!(d.decode(&legacy), Err(DecodeError::PayloadTooLarge { size: 1025, max: 1024 }));
+    }
+
+    #[test]
+    fn zstd_bomb_is_refused() {
+        let huge = vec![0u8; 64 * 1024 * 1024];
+        let compressed = zstd::bulk::compress(&huge, 19).unwrap();
+        assert!(compressed.len() < 16 * 1024, "bomb is tiny: {}", compressed.len());
+        let mut payload = vec![FRAME_ZSTD];
+        payload.extend_from_slice(&compressed);
+        let mut d = Decoder::new(DEFAULT_MAX_PAYLOAD);
+        assert_eq!(d.decode(&payload), Err(DecodeError::DecompressedTooLarge { max: DEFAULT_MAX_PAYLOAD }));
+        // Same bomb without a declared content size (streamed): stopped at the cap.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &huge).unwrap();
+        let streamed = enc.finish().unwrap();
+        assert_eq!(zstd::zstd_safe::get_frame_content_size(&streamed).ok().flatten(), None);
+        assert_eq!(d.decode(&streamed), Err(DecodeError::DecompressedTooLarge { max: DEFAULT_MAX_PAYLOAD }));
+        // Later good records still decode.
+        let ok = frame(&QualityRecord::sample(1).message(), Framing::FramedZstd);
+        assert!(matches!(d.decode(&ok), Ok(Decoded::Quality(..))));
+    }
+
+    #[test]
+    fn corrupt_zstd_and_protobuf_are_distinct_errors() {
+        let mut d = Decoder::new(DEFAULT_MAX_PAYLOAD);
+        assert_eq!(d.decode(&[FRAME_ZSTD, 1, 2, 3, 4]).unwrap_err().reason(), "decompress");
+        assert_eq!(d.decode(b"not a valid protobuf message").unwrap_err().reason(), "invalid_protobuf");
+        let good = frame(&QualityRecord::sample(3).message(), Framing::Framed);
+        assert_eq!(d.decode(&good[..good.len() / 2]).unwrap_err().reason(), "invalid_protobuf");
+    }
+
+    #[test]
+    fn scope_is_exact_and_other_types_are_classified() {
+        let mut rec = QualityRecord::sample(2);
+        rec.scope = "Quality".into();
+        let bytes = frame(&rec.message(), Framing::Framed);
+        assert_eq!(Decoder::new(1 << 20).decode(&bytes), Ok(Decoded::WrongScope("Quality".into())));
+        let empty = frame(&DashStreamMessage { message: None }, Framing::Framed);
+        assert_eq!(Decoder::new(1 << 20).decode(&empty), Ok(Decoded::Other(OtherKind::Empty)));
+        let chk = DashStreamMessage { message: Some(Message::Checkpoint(Default::default())) };
+        assert_eq!(
+            Decoder::new(1 << 20).decode(&frame(&chk, Framing::Framed)),
+            Ok(Decoded::Other(OtherKind::Checkpoint))
+        );
+    }
+
+    #[test]
+    fn alias_precedence_is_fixed() {
+        let mut m = QualityRecord::sample(1).message_metrics();
+        m.tags.clear();
+        for (k, v) in [
+            ("complexity", "Edge"),
+            ("query_category", "Simple"),
+            ("category", "Medium"),
+            ("app_type", "rag"),
+            ("application_type", "librarian"),
+        ] {
+            m.tags.insert(k.into(), v.into());
+        }
+        let (ev, _) = quality_event(m.clone());
+        assert_eq!((ev.category.as_str(), ev.application_type.as_str()), ("Medium", "librarian"));
+        m.tags.remove("category");
+        m.tags.remove("application_type");
+        let (ev, _) = quality_event(m.clone());
+        assert_eq!((ev.category.as_str(), ev.application_type.as_str()), ("Simple", "rag"));
+        m.tags.remove("query_category");
+        assert_eq!(quality_event(m).0.category, "Edge");
+    }
+
+    #[test]
+    fn missing_fields_take_defaults_and_header_absence_is_reported() {
+        let m = Metrics { scope: "quality".into(), ..Metrics::default() };
+        let (ev, an) = quality_event(m);
+        assert_eq!(
+            ev,
+            QualityEvent { category: "Unknown".into(), application_type: "unknown".into(), ..QualityEvent::default() }
+        );
+        assert!(an.missing_header);
+        let m = Metrics { header: Some(Header::default()), scope: "quality".into(), ..Metrics::default() };
+        assert!(!quality_event(m).1.missing_header);
+    }
+
+    #[test]
+    fn wrong_types_are_ignored_and_reported() {
+        let mut m = Metrics { scope: "quality".into(), ..Metrics::default() };
+        let put = |m: &mut Metrics, k: &str, v: Value| {
+            m.metrics.insert(k.into(), MetricValue { value: Some(v), ..MetricValue::default() });
+        };
+        put(&mut m, "quality_score", Value::IntValue(1));
+        put(&mut m, "passed", Value::IntValue(1));
+        put(&mut m, "latency_ms", Value::FloatValue(12.5));
+        put(&mut m, "retry_count", Value::StringValue("2".into()));
+        put(&mut m, "accuracy", Value::BoolValue(true));
+        m.metrics.insert("relevance".into(), MetricValue::default()); // no value at all
+        put(&mut m, "quality_average", Value::FloatValue(0.3)); // not read: not a mismatch
+        let (ev, an) = quality_event(m);
+        assert_eq!(ev.quality_score, 0.0);
+        assert!(!ev.passed);
+        assert_eq!(ev.latency_ms, 0);
+        assert_eq!(
+            an.type_mismatch.names().collect::<Vec<_>>(),
+            vec!["quality_score", "passed", "latency_ms", "retry_count", "accuracy", "relevance"]
+        );
+        assert!(an.out_of_range.is_empty());
+    }
+
+    #[test]
+    fn integers_clamp_and_saturate_instead_of_wrapping() {
+        let mut m = Metrics { scope: "quality".into(), ..Metrics::default() };
+        let put = |m: &mut Metrics, k: &str, v: Value| {
+            m.metrics.insert(k.into(), MetricValue { value: Some(v), ..MetricValue::default() });
+        };
+        put(&mut m, "latency_ms", Value::IntValue(-5));
+        put(&mut m, "retry_count", Value::IntValue(i64::from(u32::MAX) + 2));
+        put(&mut m, "turn_number", Value::IntValue(7));
+        put(&mut m, "quality_score", Value::FloatValue(f64::NAN));
+        put(&mut m, "accuracy", Value::FloatValue(f64::INFINITY));
+        let (ev, an) = quality_event(m);
+        assert_eq!((ev.latency_ms, ev.retry_count, ev.turn_number), (0, u32::MAX, 7));
+        assert!(ev.quality_score.is_nan());
+        assert_eq!(
+            an.out_of_range.names().collect::<Vec<_>>(),
+            vec!["quality_score", "latency_ms", "retry_count", "accuracy"]
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! `demo`: the exporter against an in-process Kafka-protocol broker (librdkafka's mock cluster, real TCP)
+//! fed by the built-in traffic generator.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{error, info, warn};
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::config::{Config, Origin, RawSettings};
+use crate::generator::{Generator, Traffic};
+use crate::shutdown::Lifecycle;
+
+/// Options of `demo`.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Events per second produced.
+    pub rate: u64,
+    pub partitions: i32,
+    pub seed: u64,
+}
+
+/// Produces generated traffic at `rate` events/s until a stop is requested.
+pub fn produce_until_stopped(brokers: &str, topic: &str, traffic: Traffic, rate: u64, life: &Lifecycle) -> u64 {
+    let producer: BaseProducer = match ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "5")
+        .create()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            error!("demo producer: {e}");
+            return 0;
+        }
+    };
+    let mut gen = Generator::new(traffic);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while !life.stop_requested() {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        while sent < due {
+            let g = gen.next_generated();
+            match producer.send(BaseRecord::to(topic).key(&g.key).payload(&g.value)) {
+                Ok(()) => sent += 1,
+                Err((e, _)) => {
+                    warn!("demo producer: {e}");
+                    break;
+                }
+            }
+        }
+        producer.poll(Duration::from_millis(10));
+    }
+    let _ = producer.flush(Duration::from_secs(2));
+    sent
+}
+
+/// Runs the demo; returns the process exit code.
+pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32 {
+    let mock = match MockCluster::new(1) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("cannot start the in-process Kafka mock cluster: {e}");
+            return 1;
+        }
+    };
+    let brokers = mock.bootstrap_servers();
+    let topic = raw.get("KAFKA_TOPIC").map(|(t, _)| t).unwrap_or_else(|| "dashstream-quality".into());
+    if let Err(e) = mock.create_topic(&topic, opts.partitions, 1) {
+        eprintln!("cannot create topic {topic}: {e}");
+        return 1;
+    }
+    raw.set("KAFKA_BROKERS", brokers.clone());
+    // The mock cluster needs a session timeout above its 3 s initial rebalance delay.
+    if raw.get("KAFKA_SESSION_TIMEOUT_MS").is_some_and(|(_, o)| o == Origin::Default) {
+        raw.set("KAFKA_SESSION_TIMEOUT_MS", "6000");
+    }
+    if raw.get("KAFKA_CONSUMER_PROPERTIES").is_none() {
+        raw.set("KAFKA_CONSUMER_PROPERTIES", "heartbeat.interval.ms=500");
+    }
+    if raw.get("METRICS_BIND_IP").is_some_and(|(_, o)| o == Origin::Default) {
+        raw.set("METRICS_BIND_IP", "127.0.0.1");
+    }
+    let cfg = match Config::from_raw(&raw) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return 2;
+        }
+    };
+    crate::logging::init(cfg.log_level);
+    info!("{}", crate::app::startup_line(&cfg));
+    let traffic = Traffic { seed: opts.seed, ..Traffic::default() };
+    let result = std::thread::scope(|s| {
+        let producer = s.spawn(|| produce_until_stopped(&brokers, &topic, traffic, opts.rate, &life));
+        let r = crate::app::run(&cfg, life.clone(), |addr| {
+            println!(
+                "demo: in-process Kafka mock cluster at {brokers}, topic {topic} ({} partitions)",
+                opts.partitions
+            );
+            println!("demo: producing {} synthetic quality events/s (seed {})", opts.rate, opts.seed);
+            println!("metrics:      http://{addr}/metrics");
+            println!("landing page: http://{addr}/");
+            println!("press Ctrl-C to stop");
+        });
+        life.request_stop();
+        let sent = producer.join().unwrap_or(0);
+        info!("demo produced {sent} events");
+        r
+    });
+    drop(mock);
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! One coordinator for the process's life: the shutdown request (from SIGINT/SIGTERM or a failed thread),
+//! liveness of the pipeline threads (`/-/healthy`), and readiness (`/-/ready`).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct State {
+    requested: bool,
+    failed: bool,
+    running: usize,
+}
+
+/// Shared by every thread of the pipeline.
+#[derive(Default)]
+pub struct Lifecycle {
+    state: Mutex<State>,
+    changed: Condvar,
+    stop: AtomicBool,
+    ready: AtomicBool,
+    expected: AtomicUsize,
+    alive: AtomicUsize,
+}
+
+impl Lifecycle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks every thread to stop (idempotent).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.lock().requested = true;
+        self.changed.notify_all();
+    }
+
+    /// Asks every thread to stop because something failed; the process will exit non-zero.
+    pub fn fail(&self) {
+        self.lock().failed = true;
+        self.request_stop();
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> bool {
+        self.lock().failed
+    }
+
+    /// Blocks until a stop is requested.
+    pub fn wait_for_stop(&self) {
+        let mut s = self.lock();
+        while !s.requested {
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Blocks until a stop is requested or `timeout` passes; true if a stop was requested.
+    pub fn wait_for_stop_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        while !s.requested {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self.changed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
+    }
+
+    /// Registers a pipeline thread; the guard marks it dead when dropped (on return or panic).
+    pub fn thread(&self, name: &'static str) -> ThreadGuard<'_> {
+        self.expected.fetch_add(1, Ordering::SeqCst);
+        self.alive.fetch_add(1, Ordering::SeqCst);
+        self.lock().running += 1;
+        ThreadGuard { life: self, name }
+    }
+
+    /// Waits until every registered thread has ended, or the deadline; true if they all ended.
+    pub fn wait_threads(&self, deadline: Instant) -> bool {
+        let mut s = self.lock();
+        while s.running > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self.changed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
+    }
+
+    /// `/-/healthy`: every pipeline thread is running and no stop was requested for a failure.
+    pub fn healthy(&self) -> bool {
+        let e = self.expected.load(Ordering::SeqCst);
+        e > 0 && self.alive.load(Ordering::SeqCst) == e
+    }
+
+    /// `/-/ready`: the consumer has a working connection to the cluster.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && !self.stop_requested()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+}
+
+/// Marks a thread alive while it exists.
+pub struct ThreadGuard<'a> {
+    life: &'a Lifecycle,
+    name: &'static str,
+}
+
+impl Drop for ThreadGuard<'_> {
+    fn drop(&mut self) {
+        self.life.alive.fetch_sub(1, Ordering::SeqCst);
+        if std::thread::panicking() {
+            log::error!("thread {} panicked; shutting down", self.name);
+            self.life.fail();
+        } else if !self.life.stop_requested() {
+            log::error!("thread {} ended unexpectedly; shutting down", self.name);
+            self.life.fail();
+        }
+        self.life.lock().running -= 1;
+        self.life.changed.notify_all();
+    }
+}
+
+/// Logs at most one message per interval for a repeating condition, counting what it suppressed.
+pub struct RateLimit {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimit {
+    pub const fn new(interval: Duration) -> Self {
+        RateLimit { interval, state: Mutex::new((None, 0)) }
+    }
+
+    /// Returns `Some(suppressed_since_last)` when a message may be logged now.
+    pub fn check(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match s.0 {
+            Some(last) if now.duration_since(last) < self.interval => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                let suppressed = s.1;
+                *s = (Some(now), 0);
+                Some(suppressed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_threads() {
+        let l = Lifecycle::new();
+        assert!(!l.healthy(), "nothing running yet");
+        let g1 = l.thread("a");
+        let g2 = l.thread("b");
+        assert!(l.healthy());
+        l.request_stop();
+        drop(g1);
+        assert!(!l.healthy());
+        assert!(!l.failed(), "an ordinary stop is not a failure");
+        drop(g2);
+        assert!(l.wait_threads(Instant::now()));
+    }
+
+    #[test]
+    fn an_unexpected_thread_end_fails_the_process() {
+        let l = Lifecycle::new();
+        let g = l.thread("worker");
+        drop(g);
+        assert!(l.failed());
+        assert!(l.stop_requested());
+    }
+
+    #[test]
+    fn readiness_is_off_once_stopping() {
+        let l = Lifecycle::new();
+        assert!(!l.ready());
+        l.set_ready(true);
+        assert!(l.ready());
+        l.request_stop();
+        assert!(!l.ready());
+    }
+
+    #[test]
+    fn rate_limit_suppresses_and_counts() {
+        let r = RateLimit::new(Duration::from_secs(3600));
+        assert_eq!(r.check(), Some(0));
+        assert_eq!(r.check(), None);
+        assert_eq!(r.check(), None);
+        let r2 = RateLimit::new(Duration::ZERO);
+        assert_eq!(r2.check(), Some(0));
+        assert_eq!(r2.check(), Some(0));
+    }
+}
