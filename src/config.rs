@@ -446,9 +446,11 @@ pub fn parse_buckets(s: &str) -> Result<Vec<f64>, String> {
         }
         match item.parse::<f64>() {
             Ok(x) if x.is_finite() => out.push(x),
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "expected comma-separated finite numbers in strictly increasing order; {item:?} is not a finite number"
-            )),
+            ))
+            }
         }
     }
     if let Some(w) = out.windows(2).find(|w| w[0] >= w[1]) {

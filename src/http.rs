@@ -7,6 +7,7 @@
 //! closing it once it has been idle for `METRICS_HTTP_TIMEOUT_SECS`. Threads stay bounded: two per admitted
 //! connection (relay + tiny_http) plus the fixed request handlers.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -79,26 +80,34 @@ impl HttpServer {
     /// Accepts connections until a stop is requested.
     pub fn run_gate(&self, metrics: &Metrics, life: &Lifecycle) {
         let busy_log = RateLimit::new(Duration::from_secs(10));
+        // Refused connections linger briefly (answer sent, write side shut) so that closing them with unread
+        // request bytes does not reset the connection before the client has read the 503.
+        let mut lingering: VecDeque<(TcpStream, Instant)> = VecDeque::new();
         while !life.stop_requested() {
+            reap(&mut lingering);
             match self.listener.accept() {
                 Ok((tcp, peer)) => {
-                    if self.active.load(Ordering::SeqCst) >= self.max_connections {
-                        metrics.http_rejected.inc();
-                        if let Some(n) = busy_log.check() {
-                            warn!(
-                                "http: refusing {peer}: {} connections open ({n} more refused)",
-                                self.max_connections
-                            );
-                        }
-                        let _ = tcp.set_nonblocking(false);
-                        let _ = tcp.set_write_timeout(Some(Duration::from_millis(200)));
-                        let mut tcp = tcp;
-                        let _ = tcp.write_all(BUSY);
+                    if self.active.load(Ordering::SeqCst) < self.max_connections {
+                        self.admit(tcp);
                         continue;
                     }
-                    self.admit(tcp);
+                    metrics.http_rejected.inc();
+                    if let Some(n) = busy_log.check() {
+                        warn!("http: refusing {peer}: {} connections open ({n} more refused)", self.max_connections);
+                    }
+                    if tcp.set_nonblocking(true).is_ok() {
+                        drain(&tcp);
+                        let _ = (&tcp).write(BUSY);
+                        let _ = tcp.shutdown(Shutdown::Write);
+                        if lingering.len() >= 1024 {
+                            lingering.pop_front();
+                        }
+                        lingering.push_back((tcp, Instant::now() + Duration::from_millis(500)));
+                    }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_readable(&self.listener, 200),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    wait_readable(&self.listener, if lingering.is_empty() { 200 } else { 20 })
+                }
                 Err(e) => {
                     debug!("http accept: {e}");
                     std::thread::sleep(Duration::from_millis(50));
@@ -127,6 +136,25 @@ impl HttpServer {
             error!("http: cannot start a connection thread: {e}");
         }
     }
+}
+
+/// Reads and discards what a non-blocking socket has buffered; true once the peer has closed.
+fn drain(tcp: &TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match (&*tcp).read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Closes refused connections whose peer has closed or whose grace period is over.
+fn reap(lingering: &mut VecDeque<(TcpStream, Instant)>) {
+    let now = Instant::now();
+    lingering.retain(|(tcp, until)| !drain(tcp) && now < *until);
 }
 
 fn wait_readable(fd: &impl AsRawFd, ms: i32) {
@@ -288,7 +316,8 @@ fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>) {
     } else {
         Response::from_data(buf.clone())
     };
-    resp = resp.with_header(header("Content-Type", CONTENT_TYPE_METRICS));
+    // A Content-Length rather than chunked encoding, whatever the size.
+    resp = resp.with_header(header("Content-Type", CONTENT_TYPE_METRICS)).with_chunked_threshold(usize::MAX);
     if gzip {
         resp = resp.with_header(header("Vary", "Accept-Encoding"));
     }

@@ -1,0 +1,379 @@
+//! The real binary against librdkafka's mock cluster (real Kafka protocol over TCP), scraped over HTTP.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Exporter};
+use dashflow_prometheus_exporter::encode::{from_hex, Framing, QualityRecord, WORKED_EXAMPLE};
+use dashflow_prometheus_exporter::generator::{Generator, Traffic};
+use dashflow_prometheus_exporter::labels::{category_label, is_librarian, model_label};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn testdata(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/data/dashstream/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn worked_example_byte_for_byte_and_legacy_form() {
+    let c = Cluster::new("worked", 1);
+    let bytes = from_hex(WORKED_EXAMPLE);
+    assert_eq!(bytes.len(), 132);
+    c.produce(&[(0, Some(bytes.clone())), (0, Some(bytes[1..].to_vec()))]);
+    let e = Exporter::start(&c, "g-worked", &[]);
+    e.wait_value("dashstream_quality_monitor_queries_total", 2.0, WAIT);
+    let s = e.scrape();
+    assert_eq!(s.v("dashstream_quality_monitor_queries_passed_total"), 2.0);
+    assert_eq!(s.sum("dashstream_quality_monitor_queries_failed_total"), 0.0);
+    assert_eq!(s.v("dashstream_quality_monitor_quality_score"), 0.9);
+    assert_eq!(s.v("dashstream_query_latency_ms_count"), 2.0);
+    assert_eq!(s.v("dashstream_query_latency_ms_sum"), 3000.0);
+    assert_eq!(s.v("dashstream_query_latency_ms_bucket{le=\"1000\"}"), 0.0);
+    assert_eq!(s.v("dashstream_query_latency_ms_bucket{le=\"2000\"}"), 2.0);
+    assert_eq!(s.v("dashstream_queries_by_model_total{model=\"gpt-4o\"}"), 2.0);
+    assert_eq!(s.v("dashstream_quality_score_by_model_sum{model=\"gpt-4o\"}"), 1.8);
+    assert_eq!(s.v("dashstream_quality_score_by_model_bucket{model=\"gpt-4o\",le=\"0.9\"}"), 2.0);
+    assert_eq!(s.v("dashstream_latency_by_model_ms_count{model=\"gpt-4o\"}"), 2.0);
+    // The event sends no retry_count: this exporter records no retry observation (the original observed 0).
+    assert_eq!(s.get("dashstream_quality_retry_count_count{status=\"passed\"}"), None);
+    assert_eq!(s.v("dashstream_turns_by_session_count"), 0.0);
+    assert_eq!(s.v("dashstream_librarian_requests_total"), 0.0);
+    assert_eq!(s.v("dashstream_exporter_messages_received_total"), 2.0);
+    assert_eq!(s.sum("dashstream_exporter_messages_failed_total"), 0.0);
+    assert!(s.v("dashstream_exporter_last_event_timestamp_seconds") > 1_735_689_600.0);
+}
+
+#[test]
+fn official_records_every_framing_and_every_outcome() {
+    let c = Cluster::new("official", 1);
+    let files = [
+        "01-framed-plain.bin",
+        "02-legacy-unframed.bin",
+        "03-framed-zstd.bin",
+        "04-legacy-zstd.bin",
+        "05-negative-ints-and-aliases.bin",
+        "06-missing-header.bin",
+        "07-type-mismatch.bin",
+        "08-wrong-scope.bin",
+        "09-token-chunk.bin",
+        "11-truncated.bin",
+        "12-bad-zstd.bin",
+    ];
+    let mut recs: Vec<(i32, Option<Vec<u8>>)> = files.iter().map(|f| (0, Some(testdata(f)))).collect();
+    recs.push((0, None)); // null value
+    recs.push((0, Some(from_hex(WORKED_EXAMPLE)))); // a good record after the bad ones
+    c.produce(&recs);
+    let e = Exporter::start(&c, "g-official", &[]);
+    e.wait_value("dashstream_exporter_messages_received_total", 13.0, WAIT);
+    e.wait_value("dashstream_quality_monitor_queries_total", 8.0, WAIT);
+    let s = e.scrape();
+    let expect = [
+        ("dashstream_quality_monitor_queries_passed_total", 6.0), // 01-04, 06, worked example
+        ("dashstream_quality_monitor_queries_failed_total{category=\"Edge\"}", 1.0), // 05 ("edge" via alias)
+        ("dashstream_quality_monitor_queries_failed_total{category=\"Unknown\"}", 1.0), // 07
+        ("dashstream_quality_monitor_queries_failed_total{category=\"Medium\"}", 0.0),
+        ("dashstream_queries_by_model_total{model=\"gpt-4-turbo\"}", 4.0),
+        ("dashstream_queries_by_model_total{model=\"mixtral\"}", 1.0),
+        ("dashstream_queries_by_model_total{model=\"gpt-4o\"}", 1.0),
+        ("dashstream_librarian_requests_total", 5.0), // 01-04 librarian + 05 document_search
+        ("dashstream_librarian_tests_total{status=\"passed\"}", 4.0),
+        ("dashstream_librarian_tests_total{status=\"failed\"}", 1.0),
+        ("dashstream_librarian_iterations", 6.0),
+        ("dashstream_quality_retry_count_count{status=\"passed\"}", 4.0),
+        ("dashstream_quality_retry_count_sum{status=\"passed\"}", 12.0),
+        ("dashstream_quality_retry_count_count{status=\"failed\"}", 1.0), // 05: -1 clamped to 0
+        ("dashstream_query_latency_ms_count", 6.0),                       // 01-04, 05 (clamped 0), worked example
+        ("dashstream_query_latency_ms_sum", 4.0 * 842.0 + 1500.0),
+        ("dashstream_exporter_messages_missing_header_total", 1.0),
+        ("dashstream_exporter_messages_wrong_scope_total", 1.0),
+        ("dashstream_exporter_messages_other_type_total{message_type=\"token_chunk\"}", 1.0),
+        ("dashstream_exporter_messages_failed_total{error_type=\"invalid_protobuf\"}", 1.0),
+        ("dashstream_exporter_messages_failed_total{error_type=\"decompress\"}", 1.0),
+        ("dashstream_exporter_kafka_payload_missing_total", 1.0),
+        ("dashstream_exporter_invalid_values_total{field=\"latency_ms\"}", 1.0),
+        ("dashstream_exporter_invalid_values_total{field=\"retry_count\"}", 1.0),
+        ("dashstream_exporter_invalid_values_total{field=\"turn_number\"}", 1.0),
+        ("dashstream_exporter_metric_type_mismatch_total{key=\"quality_score\"}", 1.0),
+        ("dashstream_exporter_metric_type_mismatch_total{key=\"passed\"}", 1.0),
+        ("dashstream_exporter_metric_type_mismatch_total{key=\"latency_ms\"}", 1.0),
+        ("dashstream_quality_monitor_quality_score", 0.9), // the last event's
+    ];
+    for (series, want) in expect {
+        assert_eq!(s.v(series), want, "{series}");
+    }
+    assert_eq!(s.sum("dashstream_exporter_messages_failed_total"), 2.0);
+}
+
+#[test]
+fn malformed_records_are_counted_by_reason_and_later_records_still_count() {
+    let c = Cluster::new("malformed", 2);
+    let good = |n| Some(QualityRecord::sample(n).encode(Framing::Framed));
+    let bomb = {
+        let mut v = vec![0x01];
+        v.extend(zstd::bulk::compress(&vec![0u8; 8 << 20], 19).unwrap());
+        v
+    };
+    let oversize = {
+        let mut v = vec![0x00];
+        v.extend(std::iter::repeat_n(0x0a, 5000));
+        v
+    };
+    let recs = vec![
+        (0, good(1)),
+        (0, Some(oversize)),                                 // payload_too_large (max 4096)
+        (1, Some(bomb)),                                     // decompressed_too_large
+        (0, Some(vec![0x01, 9, 9, 9])),                      // decompress
+        (1, Some(b"not a valid protobuf message".to_vec())), // invalid_protobuf
+        (0, Some(vec![0x00, 0xff])),                         // invalid_protobuf (truncated varint tag)
+        (1, None),                                           // no payload
+        (0, good(2)),
+        (1, good(3)),
+    ];
+    c.produce(&recs);
+    let e = Exporter::start(&c, "g-malformed", &[("DASHSTREAM_MAX_PAYLOAD_BYTES", "4096")]);
+    e.wait_value("dashstream_exporter_messages_received_total", 9.0, WAIT);
+    e.wait_value("dashstream_quality_monitor_queries_total", 3.0, WAIT);
+    let s = e.scrape();
+    for (reason, n) in [
+        ("payload_too_large", 1.0),
+        ("decompressed_too_large", 1.0),
+        ("decompress", 1.0),
+        ("invalid_protobuf", 2.0),
+        ("empty", 0.0),
+        ("decode", 0.0),
+        ("process", 0.0),
+        ("unknown", 0.0),
+    ] {
+        assert_eq!(
+            s.v(&format!("dashstream_exporter_messages_failed_total{{error_type=\"{reason}\"}}")),
+            n,
+            "{reason}"
+        );
+    }
+    assert_eq!(s.v("dashstream_exporter_kafka_payload_missing_total"), 1.0);
+    assert_eq!(e.get("/-/healthy").unwrap().status, 200);
+    let logs = e.logs();
+    assert!(logs.contains("rejected"), "a bad record is logged:\n{logs}");
+    assert!(!logs.contains("panicked"));
+}
+
+/// Expected counters for generated records.
+#[derive(Default, Debug, PartialEq)]
+struct Totals {
+    total: u64,
+    passed: u64,
+    failed_by_category: BTreeMap<&'static str, u64>,
+    by_model: BTreeMap<&'static str, u64>,
+    librarian: u64,
+}
+
+fn totals(recs: &[QualityRecord]) -> Totals {
+    let mut t = Totals::default();
+    for r in recs {
+        t.total += 1;
+        if r.passed == Some(true) {
+            t.passed += 1;
+        } else {
+            *t.failed_by_category.entry(category_label(r.category.as_deref().unwrap_or("Unknown"))).or_default() += 1;
+        }
+        if let Some(m) = r.model.as_deref().filter(|m| !m.is_empty()) {
+            *t.by_model.entry(model_label(m)).or_default() += 1;
+        }
+        if r.application_type.as_deref().is_some_and(is_librarian) {
+            t.librarian += 1;
+        }
+    }
+    t
+}
+
+#[test]
+fn ten_thousand_mixed_events_across_three_partitions_are_counted_exactly() {
+    let c = Cluster::new("mixed", 3);
+    let mut g = Generator::new(Traffic { seed: 2026, zstd_ratio: 0.1, legacy_ratio: 0.1, ..Traffic::default() });
+    let mut recs = Vec::new();
+    let mut records = Vec::new();
+    for i in 0..10_000 {
+        let gen = g.next_generated();
+        records.push(gen.record);
+        recs.push((i % 3, Some(gen.value)));
+    }
+    c.produce(&recs);
+    let want = totals(&records);
+    let e = Exporter::start(&c, "g-mixed", &[]);
+    let mut first: Option<Instant> = None;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n = e.scrape().v("dashstream_quality_monitor_queries_total");
+        if n > 0.0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if n == 10_000.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {n} of 10000 counted\n{}", e.logs());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = first.unwrap().elapsed();
+    eprintln!(
+        "10000 events counted in {took:?} after the first ({:.0} events/s, informative)",
+        10_000.0 / took.as_secs_f64().max(1e-3)
+    );
+    let s = e.scrape();
+    assert_eq!(s.v("dashstream_quality_monitor_queries_passed_total"), want.passed as f64);
+    for cat in ["Simple", "Medium", "Complex", "Edge", "Unknown"] {
+        let got = s.v(&format!("dashstream_quality_monitor_queries_failed_total{{category=\"{cat}\"}}"));
+        assert_eq!(got, *want.failed_by_category.get(cat).unwrap_or(&0) as f64, "{cat}");
+    }
+    for (model, n) in &want.by_model {
+        assert_eq!(s.v(&format!("dashstream_queries_by_model_total{{model=\"{model}\"}}")), *n as f64, "{model}");
+    }
+    assert_eq!(s.sum("dashstream_queries_by_model_total"), 10_000.0);
+    assert_eq!(s.v("dashstream_librarian_requests_total"), want.librarian as f64);
+    assert_eq!(s.v("dashstream_query_latency_ms_count"), 10_000.0);
+    assert_eq!(s.v("dashstream_exporter_messages_received_total"), 10_000.0);
+    assert_eq!(s.sum("dashstream_exporter_messages_failed_total"), 0.0);
+    // Lag is reported per partition once statistics arrive, and sums to the total.
+    e.wait_until(Duration::from_secs(5), "per-partition lag series", |e| {
+        let s = e.scrape();
+        (0..3).all(|p| s.get(&format!("dashstream_exporter_kafka_partition_lag{{partition=\"{p}\"}}")) == Some(0.0))
+            && s.get("dashstream_exporter_kafka_consumer_lag") == Some(0.0)
+    });
+}
+
+#[test]
+fn sigterm_commits_exactly_what_was_applied_and_a_restart_counts_nothing_twice() {
+    let c = Cluster::new("commit", 3);
+    let per_partition = [1000usize, 700, 300];
+    let mut recs = Vec::new();
+    let mut n = 0;
+    for (p, count) in per_partition.iter().enumerate() {
+        for _ in 0..*count {
+            n += 1;
+            recs.push((p as i32, Some(QualityRecord::sample(n).encode(Framing::Framed))));
+        }
+    }
+    c.produce(&recs);
+    let mut e = Exporter::start(&c, "g-commit", &[]);
+    e.wait_value("dashstream_quality_monitor_queries_total", 2000.0, WAIT);
+    let (status, took) = e.terminate();
+    assert_eq!(status.code(), Some(0), "{}", e.logs());
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert_eq!(c.committed("g-commit"), vec![1000, 700, 300]);
+    drop(e);
+
+    // More records; a restarted exporter in the same group counts only those.
+    let more: Vec<_> =
+        (0..150i32).map(|i| (i % 3, Some(QualityRecord::sample(i as u64).encode(Framing::Framed)))).collect();
+    c.produce(&more);
+    let mut e = Exporter::start(&c, "g-commit", &[]);
+    e.wait_value("dashstream_quality_monitor_queries_total", 150.0, WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(e.scrape().v("dashstream_quality_monitor_queries_total"), 150.0);
+    assert_eq!(e.scrape().v("dashstream_exporter_messages_received_total"), 150.0);
+    let (status, _) = e.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(c.committed("g-commit"), vec![1050, 750, 350]);
+}
+
+/// Forwards every connection accepted on `listener` to `target` (bytes only, both ways).
+fn forward(listener: TcpListener, target: String) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(up) = TcpStream::connect(&target) else { continue };
+            let (mut a, b) = (conn.try_clone().unwrap(), up.try_clone().unwrap());
+            std::thread::spawn(move || {
+                std::io::copy(&mut a, &mut b.try_clone().unwrap()).map(|_| b.shutdown(std::net::Shutdown::Write))
+            });
+            let (mut c, mut d) = (up, conn);
+            std::thread::spawn(move || std::io::copy(&mut c, &mut d).map(|_| d.shutdown(std::net::Shutdown::Write)));
+        }
+    });
+}
+
+#[test]
+fn readiness_follows_the_broker_and_the_process_survives_without_one() {
+    let port = common::free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let e = Exporter::start_with(&brokers, "late", "g-late", &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(e.get("/-/ready").unwrap().status, 503);
+    assert_eq!(e.get("/-/healthy").unwrap().status, 200);
+    let s = e.scrape();
+    assert_eq!(s.v("dashstream_exporter_ready"), 0.0);
+    assert!(s.v("dashstream_exporter_kafka_consumer_errors_total") >= 1.0, "connection failures are counted");
+
+    // The broker appears on the configured address.
+    let c = Cluster::new("late", 1);
+    let bootstrap = c.brokers.split(',').next().unwrap().to_string();
+    forward(TcpListener::bind(("127.0.0.1", port)).unwrap(), bootstrap);
+    c.produce(&[(0, Some(from_hex(WORKED_EXAMPLE)))]);
+    e.wait_until(Duration::from_secs(20), "/-/ready 200", |e| {
+        e.get("/-/ready").map(|r| r.status == 200).unwrap_or(false)
+    });
+    e.wait_value("dashstream_quality_monitor_queries_total", 1.0, WAIT);
+    assert_eq!(e.scrape().v("dashstream_exporter_ready"), 1.0);
+}
+
+#[test]
+fn http_surface() {
+    let c = Cluster::new("http", 1);
+    let e = Exporter::start(&c, "g-http", &[]);
+    let r = e.get("/metrics").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/plain; version=0.0.4"));
+    assert_eq!(r.header("Content-Encoding"), None);
+    let plain = r.text();
+    assert!(plain.contains("# TYPE dashstream_quality_monitor_queries_total counter"));
+
+    let r = e.request("GET", "/metrics", &[("Accept-Encoding", "gzip")]).unwrap();
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut unzipped).unwrap();
+    assert!(unzipped.contains("# HELP dashstream_quality_monitor_queries_total Total queries processed"));
+    assert!(r.body.len() * 3 < unzipped.len(), "gzip compresses: {} vs {}", r.body.len(), unzipped.len());
+
+    let r = e.request("HEAD", "/metrics", &[]).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/plain; version=0.0.4"));
+    assert!(r.body.is_empty());
+
+    let r = e.get("/").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("href=\"/metrics\"") && r.text().contains(env!("CARGO_PKG_VERSION")));
+    assert_eq!(e.get("/-/healthy").unwrap().status, 200);
+    assert_eq!(e.get("/nope").unwrap().status, 404);
+    let r = e.request("POST", "/metrics", &[("Content-Length", "0")]).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+    assert_eq!(e.request("DELETE", "/-/ready", &[]).unwrap().status, 405);
+
+    // The endpoint timing histogram counts earlier scrapes.
+    assert!(e.scrape().v("dashstream_exporter_metrics_endpoint_duration_seconds_count") >= 2.0);
+}
+
+#[test]
+fn connections_beyond_the_cap_get_503_and_idle_ones_are_closed() {
+    let c = Cluster::new("conns", 1);
+    let e = Exporter::start(&c, "g-conns", &[("METRICS_MAX_CONNECTIONS", "3"), ("METRICS_HTTP_TIMEOUT_SECS", "1")]);
+    let idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(e.addr()).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = e.get("/metrics").unwrap();
+    assert_eq!(r.status, 503, "over the cap");
+    // The idle connections are closed by the server after the idle timeout...
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        let start = Instant::now();
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "closed without an answer");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+    // ...and then scrapes are admitted again.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(e.get("/metrics").unwrap().status, 200);
+    assert!(e.scrape().v("dashstream_exporter_http_connections_rejected_total") >= 1.0);
+}
