@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use rdkafka::config::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::config::{Config, Origin, RawSettings};
 use crate::generator::{Generator, Traffic};
+use crate::mock::MockBroker;
 use crate::shutdown::Lifecycle;
 
 /// Options of `demo`.
@@ -59,16 +59,16 @@ pub fn produce_until_stopped(brokers: &str, topic: &str, traffic: Traffic, rate:
 
 /// Runs the demo; returns the process exit code.
 pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32 {
-    let mock = match MockCluster::new(1) {
+    let mock = match MockBroker::start(1) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("cannot start the in-process Kafka mock cluster: {e}");
             return 1;
         }
     };
-    let brokers = mock.bootstrap_servers();
+    let brokers = mock.bootstrap_servers().to_string();
     let topic = raw.get("KAFKA_TOPIC").map(|(t, _)| t).unwrap_or_else(|| "dashstream-quality".into());
-    if let Err(e) = mock.create_topic(&topic, opts.partitions, 1) {
+    if let Err(e) = mock.create_topic(&topic, opts.partitions) {
         eprintln!("cannot create topic {topic}: {e}");
         return 1;
     }

@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod labels;
 pub mod logging;
 pub mod metrics;
+pub mod mock;
 pub mod sessions;
 pub mod shutdown;
 

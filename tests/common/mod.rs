@@ -10,17 +10,17 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use dashflow_prometheus_exporter::mock::MockBroker;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dashflow-prometheus-exporter");
 
 /// An in-process mock Kafka cluster with one topic.
 pub struct Cluster {
-    pub mock: MockCluster<'static, DefaultProducerContext>,
+    pub mock: MockBroker,
     pub brokers: String,
     pub topic: String,
     pub partitions: i32,
@@ -28,9 +28,9 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(topic: &str, partitions: i32) -> Cluster {
-        let mock = MockCluster::new(1).expect("mock cluster");
-        mock.create_topic(topic, partitions, 1).expect("create topic");
-        let brokers = mock.bootstrap_servers();
+        let mock = MockBroker::start(1).expect("mock cluster");
+        mock.create_topic(topic, partitions).expect("create topic");
+        let brokers = mock.bootstrap_servers().to_string();
         Cluster { mock, brokers, topic: topic.into(), partitions }
     }
 
