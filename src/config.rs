@@ -66,14 +66,16 @@ settings! {
     "RUST_LOG", "log-level", Some("info"), false, "Log level: error, warn, info, debug, trace or off";
 }
 
-/// Adds one flag per setting to a command (the daemon and every subcommand that runs the pipeline).
+/// Adds one flag per setting to a command; the flags are global, so subcommands accept them too.
 pub fn add_setting_flags(mut cmd: Command) -> Command {
     for s in SETTINGS {
         let mut help = format!("{} [env: {}]", s.help, s.env);
         if let Some(d) = s.default {
             help.push_str(&format!(" [default: {d}]"));
         }
-        cmd = cmd.arg(Arg::new(s.env).long(s.flag).value_name("VALUE").help(help).help_heading("Configuration"));
+        cmd = cmd.arg(
+            Arg::new(s.env).long(s.flag).value_name("VALUE").help(help).help_heading("Configuration").global(true),
+        );
     }
     cmd
 }

@@ -73,15 +73,19 @@ pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32
         return 1;
     }
     raw.set("KAFKA_BROKERS", brokers.clone());
-    // The mock cluster needs a session timeout above its 3 s initial rebalance delay.
-    if raw.get("KAFKA_SESSION_TIMEOUT_MS").is_some_and(|(_, o)| o == Origin::Default) {
-        raw.set("KAFKA_SESSION_TIMEOUT_MS", "6000");
+    // Demo defaults (each only when not set by the operator): a short group session so a restarted demo
+    // rejoins quickly, and a short session idle timeout so dashstream_turns_by_session fills within seconds.
+    for (k, v) in [
+        ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ("PROMETHEUS_SESSION_TIMEOUT_SECS", "2"),
+        ("METRICS_BIND_IP", "127.0.0.1"),
+    ] {
+        if raw.get(k).is_some_and(|(_, o)| o == Origin::Default) {
+            raw.set(k, v);
+        }
     }
     if raw.get("KAFKA_CONSUMER_PROPERTIES").is_none() {
         raw.set("KAFKA_CONSUMER_PROPERTIES", "heartbeat.interval.ms=500");
-    }
-    if raw.get("METRICS_BIND_IP").is_some_and(|(_, o)| o == Origin::Default) {
-        raw.set("METRICS_BIND_IP", "127.0.0.1");
     }
     let cfg = match Config::from_raw(&raw) {
         Ok(c) => c,

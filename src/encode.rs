@@ -178,3 +178,106 @@ impl QualityRecord {
         frame(&self.message(), framing)
     }
 }
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+    put_varint(out, (u64::from(field) << 3) | u64::from(wire));
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_tag(out, field, 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// A `metrics` map entry: key and a MetricValue holding one oneof value.
+fn put_metric(out: &mut Vec<u8>, key: &str, value: MetricOneof) {
+    let value_len = match value {
+        MetricOneof::Int(i) => 1 + varint_len(i as u64),
+        MetricOneof::Float(_) => 9,
+        MetricOneof::Bool(_) => 2,
+    };
+    let entry_len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(value_len as u64) + value_len;
+    put_tag(out, 4, 2);
+    put_varint(out, entry_len as u64);
+    put_bytes(out, 1, key.as_bytes());
+    put_tag(out, 2, 2);
+    put_varint(out, value_len as u64);
+    match value {
+        MetricOneof::Int(i) => {
+            put_tag(out, 1, 0);
+            put_varint(out, i as u64);
+        }
+        MetricOneof::Float(f) => {
+            put_tag(out, 2, 1);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        MetricOneof::Bool(b) => {
+            put_tag(out, 4, 0);
+            out.push(u8::from(b));
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum MetricOneof {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+fn put_tag_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let entry_len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(value.len() as u64) + value.len();
+    put_tag(out, 5, 2);
+    put_varint(out, entry_len as u64);
+    put_bytes(out, 1, key.as_bytes());
+    put_bytes(out, 2, value);
+}
+
+/// Writes an unframed `DashStreamMessage` carrying a generated quality event, directly in the protobuf wire
+/// format (the same message [`QualityRecord::message`] builds, minus units and metric types).
+pub fn write_quality_message(out: &mut Vec<u8>, d: &crate::generator::Draw, session: &str) {
+    use std::io::Write as _;
+    let mut q = [0u8; 24];
+    let q_len = {
+        let mut c = std::io::Cursor::new(&mut q[..]);
+        let _ = write!(c, "q-{}", d.n);
+        c.position() as usize
+    };
+    let query = &q[..q_len];
+    let header_len = 1 + varint_len(session.len() as u64) + session.len() + 2 + 2;
+    let mut m: Vec<u8> = Vec::with_capacity(320);
+    put_tag(&mut m, 1, 2);
+    put_varint(&mut m, header_len as u64);
+    put_bytes(&mut m, 4, session.as_bytes());
+    put_tag(&mut m, 6, 0);
+    put_varint(&mut m, MessageType::Metrics as u64);
+    put_tag(&mut m, 9, 0);
+    put_varint(&mut m, 1);
+    put_bytes(&mut m, 2, b"quality");
+    put_bytes(&mut m, 3, query);
+    put_metric(&mut m, "accuracy", MetricOneof::Float(d.accuracy));
+    put_metric(&mut m, "completeness", MetricOneof::Float(d.completeness));
+    put_metric(&mut m, "latency_ms", MetricOneof::Int(d.latency_ms));
+    put_metric(&mut m, "passed", MetricOneof::Bool(d.passed));
+    put_metric(&mut m, "quality_score", MetricOneof::Float(d.quality_score));
+    put_metric(&mut m, "relevance", MetricOneof::Float(d.relevance));
+    put_metric(&mut m, "retry_count", MetricOneof::Int(d.retries));
+    put_metric(&mut m, "turn_number", MetricOneof::Int(d.turn));
+    put_tag_entry(&mut m, "application_type", d.application_type.as_bytes());
+    put_tag_entry(&mut m, "category", d.category.as_bytes());
+    put_tag_entry(&mut m, "model", d.model.as_bytes());
+    put_tag_entry(&mut m, "query_id", query);
+    put_bytes(out, 6, &m);
+}

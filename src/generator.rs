@@ -102,15 +102,36 @@ pub struct Generator {
     sessions: Vec<(u64, i64)>,
     next_session: u64,
     n: u64,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    scratch: Vec<u8>,
+}
+
+/// One event's random draw; turned into a [`QualityRecord`] or written straight to bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Draw {
+    pub n: u64,
+    pub session: u64,
+    pub turn: i64,
+    pub passed: bool,
+    pub quality_score: f64,
+    pub accuracy: f64,
+    pub relevance: f64,
+    pub completeness: f64,
+    pub latency_ms: i64,
+    pub retries: i64,
+    pub model: &'static str,
+    pub category: &'static str,
+    pub application_type: &'static str,
+    pub framing: Framing,
 }
 
 impl Generator {
     pub fn new(cfg: Traffic) -> Self {
         let rng = Rng::new(cfg.seed);
-        Generator { sessions: Vec::new(), next_session: 0, n: 0, rng, cfg }
+        Generator { sessions: Vec::new(), next_session: 0, n: 0, rng, cfg, zstd: None, scratch: Vec::new() }
     }
 
-    fn session(&mut self) -> (String, i64) {
+    fn session(&mut self) -> (u64, i64) {
         let r = &mut self.rng;
         if self.sessions.len() < self.cfg.active_sessions.max(1) || r.f64() < 0.1 {
             let id = self.next_session;
@@ -124,10 +145,11 @@ impl Generator {
         let i = self.rng.below(self.sessions.len());
         let s = &mut self.sessions[i];
         s.1 += 1;
-        (format!("session-{:08x}-{}", self.cfg.seed, s.0), s.1)
+        (s.0, s.1)
     }
 
-    pub fn next_record(&mut self) -> QualityRecord {
+    /// The next event's values.
+    pub fn draw(&mut self) -> Draw {
         self.n += 1;
         let (session, turn) = self.session();
         let r = &mut self.rng;
@@ -135,33 +157,15 @@ impl Generator {
         let base = if passed { 0.8 + 0.2 * r.f64() } else { 0.3 + 0.5 * r.f64() };
         let jitter = |r: &mut Rng| (base + 0.1 * (r.f64() - 0.5)).clamp(0.0, 1.0);
         let (accuracy, relevance, completeness) = (jitter(r), jitter(r), jitter(r));
-        let latency = (6.3 + 0.9 * r.normal()).exp().min(120_000.0) as i64;
+        let latency_ms = (6.3 + 0.9 * r.normal()).exp().min(120_000.0) as i64;
         let mut retries = 0;
         while retries < 12 && r.f64() < if passed { 0.25 } else { 0.55 } {
             retries += 1;
         }
-        QualityRecord {
-            thread_id: Some(session),
-            scope_id: format!("q-{}", self.n),
-            query_id: Some(format!("q-{}", self.n)),
-            quality_score: Some(((accuracy + relevance + completeness) / 3.0 * 1000.0).round() / 1000.0),
-            passed: Some(passed),
-            latency_ms: Some(latency),
-            retry_count: Some(retries),
-            turn_number: Some(turn),
-            accuracy: Some(accuracy),
-            relevance: Some(relevance),
-            completeness: Some(completeness),
-            model: Some(r.pick(MODELS).to_string()),
-            category: Some(r.pick(CATEGORIES).to_string()),
-            application_type: Some(r.pick(APPLICATION_TYPES).to_string()),
-            ..QualityRecord::default()
-        }
-    }
-
-    pub fn next_generated(&mut self) -> Generated {
-        let record = self.next_record();
-        let x = self.rng.f64();
+        let model = *r.pick(MODELS);
+        let category = *r.pick(CATEGORIES);
+        let application_type = *r.pick(APPLICATION_TYPES);
+        let x = r.f64();
         let framing = if x < self.cfg.zstd_ratio {
             Framing::FramedZstd
         } else if x < self.cfg.zstd_ratio + self.cfg.legacy_ratio {
@@ -169,7 +173,96 @@ impl Generator {
         } else {
             Framing::Framed
         };
-        Generated { key: record.thread_id.clone().unwrap_or_default(), value: record.encode(framing), record, framing }
+        Draw {
+            n: self.n,
+            session,
+            turn,
+            passed,
+            quality_score: ((accuracy + relevance + completeness) / 3.0 * 1000.0).round() / 1000.0,
+            accuracy,
+            relevance,
+            completeness,
+            latency_ms,
+            retries,
+            model,
+            category,
+            application_type,
+            framing,
+        }
+    }
+
+    /// The session (thread) id of a draw.
+    pub fn session_id(&self, d: &Draw, out: &mut String) {
+        use std::fmt::Write as _;
+        out.clear();
+        let _ = write!(out, "session-{:08x}-{}", self.cfg.seed, d.session);
+    }
+
+    /// A draw as a [`QualityRecord`].
+    pub fn record(&self, d: &Draw) -> QualityRecord {
+        let mut session = String::new();
+        self.session_id(d, &mut session);
+        QualityRecord {
+            thread_id: Some(session),
+            scope_id: format!("q-{}", d.n),
+            query_id: Some(format!("q-{}", d.n)),
+            quality_score: Some(d.quality_score),
+            passed: Some(d.passed),
+            latency_ms: Some(d.latency_ms),
+            retry_count: Some(d.retries),
+            turn_number: Some(d.turn),
+            accuracy: Some(d.accuracy),
+            relevance: Some(d.relevance),
+            completeness: Some(d.completeness),
+            model: Some(d.model.to_string()),
+            category: Some(d.category.to_string()),
+            application_type: Some(d.application_type.to_string()),
+            ..QualityRecord::default()
+        }
+    }
+
+    pub fn next_record(&mut self) -> QualityRecord {
+        let d = self.draw();
+        self.record(&d)
+    }
+
+    pub fn next_generated(&mut self) -> Generated {
+        let d = self.draw();
+        let record = self.record(&d);
+        Generated {
+            key: record.thread_id.clone().unwrap_or_default(),
+            value: record.encode(d.framing),
+            record,
+            framing: d.framing,
+        }
+    }
+
+    /// The next event written straight into `value` (framed as drawn) with its key in `key`: the same
+    /// event as [`Generator::next_generated`] would give, without building a protobuf message (fast path
+    /// of `produce`).
+    pub fn next_encoded(&mut self, value: &mut Vec<u8>, key: &mut String) -> Draw {
+        let d = self.draw();
+        self.session_id(&d, key);
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        crate::encode::write_quality_message(&mut body, &d, key);
+        value.clear();
+        match d.framing {
+            Framing::Framed => {
+                value.push(crate::decode::FRAME_PLAIN);
+                value.extend_from_slice(&body);
+            }
+            Framing::Legacy => value.extend_from_slice(&body),
+            Framing::FramedZstd | Framing::LegacyZstd => {
+                if d.framing == Framing::FramedZstd {
+                    value.push(crate::decode::FRAME_ZSTD);
+                }
+                let c = self.zstd.get_or_insert_with(|| zstd::bulk::Compressor::new(3).expect("zstd context"));
+                value.extend_from_slice(&c.compress(&body).expect("zstd compress"));
+            }
+        }
+        self.scratch = body;
+        d
     }
 }
 
@@ -186,6 +279,31 @@ mod tests {
         }
         let mut c = Generator::new(Traffic { seed: 43, ..Traffic::default() });
         assert_ne!(a.next_generated().value, c.next_generated().value);
+    }
+
+    #[test]
+    fn the_fast_encoder_writes_the_same_events() {
+        use crate::decode::{Decoded, Decoder};
+        let cfg = Traffic { seed: 9, zstd_ratio: 0.2, legacy_ratio: 0.2, ..Traffic::default() };
+        let (mut a, mut b) = (Generator::new(cfg.clone()), Generator::new(cfg));
+        let mut d = Decoder::new(1 << 20);
+        let (mut value, mut key) = (Vec::new(), String::new());
+        let mut framings = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let slow = a.next_generated();
+            let draw = b.next_encoded(&mut value, &mut key);
+            assert_eq!(draw.framing, slow.framing);
+            framings.insert(format!("{:?}", draw.framing));
+            assert_eq!(key, slow.key);
+            let (Ok(Decoded::Quality(e1, a1)), Ok(Decoded::Quality(e2, a2))) =
+                (d.decode(&slow.value), d.decode(&value))
+            else {
+                panic!("both decode")
+            };
+            assert_eq!(e1, e2);
+            assert_eq!(a1, a2);
+        }
+        assert_eq!(framings.len(), 3);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod mock;
 pub mod sessions;
 pub mod shutdown;
+pub mod tools;
 
 /// Types generated from `proto/dashstream.proto`.
 #[allow(clippy::all, missing_docs)]

@@ -1,0 +1,294 @@
+//! `produce`: a traffic generator against any broker, with an exact summary of what it sent.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use serde_json::{json, Value};
+
+use crate::config::KafkaConfig;
+use crate::encode::{frame, Framing};
+use crate::generator::{Draw, Generator, Rng, Traffic};
+use crate::labels::{category_label, is_librarian, model_label};
+use crate::proto::{dash_stream_message::Message, DashStreamMessage, TokenChunk};
+use crate::shutdown::Lifecycle;
+
+/// How records are keyed (and so spread over partitions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMode {
+    /// The session (thread) id, as DashFlow producers do: a session stays on one partition.
+    Session,
+    /// A random key per record: even spread.
+    Random,
+    /// No key: librdkafka's partitioner decides.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProduceOptions {
+    pub topic: String,
+    /// Events per second; 0 = as fast as possible.
+    pub rate: u64,
+    /// Records to send; 0 = until stopped.
+    pub count: u64,
+    pub keys: KeyMode,
+    pub traffic: Traffic,
+    /// Share of records that are malformed or not quality events (every kind in turn, randomly).
+    pub bad_ratio: f64,
+    /// The exporter's DASHSTREAM_MAX_PAYLOAD_BYTES, to build records just over it.
+    pub max_payload: usize,
+}
+
+/// Kinds of bad record, named as the exporter counts them.
+pub const BAD_KINDS: [&str; 9] = [
+    "empty",
+    "payload_too_large",
+    "decompressed_too_large",
+    "decompress",
+    "invalid_protobuf",
+    "payload_missing",
+    "wrong_scope",
+    "other_type:token_chunk",
+    "other_type:empty",
+];
+
+/// What was sent, exactly (delivery failures are counted separately and excluded).
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub records: u64,
+    pub quality: u64,
+    pub passed: u64,
+    pub failed_by_category: BTreeMap<&'static str, u64>,
+    pub by_model: BTreeMap<&'static str, u64>,
+    pub librarian: u64,
+    pub latency_ms_sum: u64,
+    pub framing: BTreeMap<&'static str, u64>,
+    pub bad: BTreeMap<&'static str, u64>,
+    pub delivery_failures: u64,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "records": self.records,
+            "quality_events": self.quality,
+            "passed": self.passed,
+            "failed": self.quality - self.passed,
+            "failed_by_category": self.failed_by_category,
+            "by_model": self.by_model,
+            "librarian": self.librarian,
+            "latency_ms_sum": self.latency_ms_sum,
+            "framing": self.framing,
+            "bad": self.bad,
+            "delivery_failures": self.delivery_failures,
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+            "events_per_second": self.records as f64 / self.elapsed.as_secs_f64().max(1e-9),
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "sent {} records in {:.2} s ({:.0}/s)\nquality events: {} (passed {}, failed {})\nlibrarian: {}\n",
+            self.records,
+            self.elapsed.as_secs_f64(),
+            self.records as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            self.quality,
+            self.passed,
+            self.quality - self.passed,
+            self.librarian
+        );
+        let mut section = |title: &str, m: &BTreeMap<&'static str, u64>| {
+            if !m.is_empty() {
+                s.push_str(title);
+                s.push('\n');
+                for (k, v) in m {
+                    s.push_str(&format!("  {k:<24} {v}\n"));
+                }
+            }
+        };
+        section("failed by category:", &self.failed_by_category);
+        section("by model (normalized label):", &self.by_model);
+        section("framing:", &self.framing);
+        section("bad records by reason:", &self.bad);
+        if self.delivery_failures > 0 {
+            s.push_str(&format!("delivery failures (not counted above): {}\n", self.delivery_failures));
+        }
+        s
+    }
+}
+
+fn framing_name(f: Framing) -> &'static str {
+    match f {
+        Framing::Framed => "framed",
+        Framing::FramedZstd => "framed_zstd",
+        Framing::Legacy => "legacy",
+        Framing::LegacyZstd => "legacy_zstd",
+    }
+}
+
+/// Builds bad records; the expensive ones are made once.
+struct BadRecords {
+    bomb: Vec<u8>,
+    too_large: Option<Vec<u8>>,
+}
+
+/// Kafka's default largest record is about 1 MB; larger test records would be refused by the broker.
+const KAFKA_MAX_RECORD: usize = 1_000_000;
+
+impl BadRecords {
+    fn new(max_payload: usize) -> Self {
+        let zeros = vec![0u8; max_payload + 1];
+        let mut bomb = vec![crate::decode::FRAME_ZSTD];
+        bomb.extend(zstd::bulk::compress(&zeros, 19).expect("zstd"));
+        let too_large = (max_payload + 2 <= KAFKA_MAX_RECORD).then(|| {
+            let mut v = vec![crate::decode::FRAME_PLAIN];
+            v.resize(max_payload + 2, 0x0a);
+            v
+        });
+        BadRecords { bomb, too_large }
+    }
+
+    /// The kinds this run can produce (payload_too_large only when the limit is below Kafka's record size).
+    fn kinds(&self) -> Vec<&'static str> {
+        BAD_KINDS.iter().copied().filter(|k| *k != "payload_too_large" || self.too_large.is_some()).collect()
+    }
+
+    fn make(&self, kind: &str, gen: &mut Generator) -> Option<Vec<u8>> {
+        Some(match kind {
+            "empty" => Vec::new(),
+            "payload_too_large" => self.too_large.clone()?,
+            "decompressed_too_large" => self.bomb.clone(),
+            "decompress" => vec![crate::decode::FRAME_ZSTD, 0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff],
+            "invalid_protobuf" => vec![crate::decode::FRAME_PLAIN, 0xff, 0xff, 0xff],
+            "payload_missing" => return None,
+            "wrong_scope" => {
+                let mut r = gen.next_record();
+                r.scope = "llm".into();
+                r.encode(Framing::Framed)
+            }
+            "other_type:token_chunk" => {
+                frame(&DashStreamMessage { message: Some(Message::TokenChunk(TokenChunk {})) }, Framing::Framed)
+            }
+            _ => frame(&DashStreamMessage { message: None }, Framing::Framed),
+        })
+    }
+}
+
+/// Producer properties tuned for throughput.
+pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    for (k, v) in kafka.client_properties() {
+        cc.set(k, v);
+    }
+    cc.set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("message.max.bytes", "1048576")
+        .set("compression.type", "none");
+    cc
+}
+
+/// Sends records until `count` is reached or a stop is requested; returns what was sent.
+pub fn run(kafka: &KafkaConfig, opts: &ProduceOptions, life: &Lifecycle) -> Result<Summary, KafkaError> {
+    let producer: BaseProducer = producer_config(kafka).create()?;
+    let mut gen = Generator::new(opts.traffic.clone());
+    let mut rng = Rng::new(opts.traffic.seed ^ 0xBAD);
+    let bad = BadRecords::new(opts.max_payload);
+    let bad_kinds = bad.kinds();
+    let mut sum = Summary::default();
+    let start = Instant::now();
+    let mut key_buf = String::new();
+    let mut value_buf: Vec<u8> = Vec::with_capacity(512);
+    let mut session_key = String::new();
+    while (opts.count == 0 || sum.records < opts.count) && !life.stop_requested() {
+        if opts.rate > 0 {
+            let due = (start.elapsed().as_secs_f64() * opts.rate as f64) as u64;
+            if sum.records >= due {
+                producer.poll(Duration::from_millis(1));
+                continue;
+            }
+        }
+        let is_bad = opts.bad_ratio > 0.0 && rng.f64() < opts.bad_ratio;
+        let (value, note): (Option<&[u8]>, Note) = if is_bad {
+            let kind = *rng.pick(&bad_kinds);
+            match bad.make(kind, &mut gen) {
+                Some(v) => {
+                    value_buf = v;
+                    (Some(value_buf.as_slice()), Note::Bad(kind))
+                }
+                None => (None, Note::Bad(kind)),
+            }
+        } else {
+            let d = gen.next_encoded(&mut value_buf, &mut session_key);
+            (Some(value_buf.as_slice()), Note::Good(d))
+        };
+        let key: Option<&str> = match opts.keys {
+            KeyMode::Session if !is_bad => Some(session_key.as_str()),
+            KeyMode::Session | KeyMode::None => None,
+            KeyMode::Random => {
+                key_buf.clear();
+                let _ = write!(key_buf, "{:016x}", rng.next_u64());
+                Some(key_buf.as_str())
+            }
+        };
+        let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(&opts.topic);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(v) = value {
+            rec = rec.payload(v);
+        }
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        sum.records += 1;
+        note.count(&mut sum);
+        if sum.records % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    sum.elapsed = start.elapsed();
+    Ok(sum)
+}
+
+enum Note {
+    Good(Draw),
+    Bad(&'static str),
+}
+
+impl Note {
+    fn count(self, sum: &mut Summary) {
+        match self {
+            Note::Bad(kind) => *sum.bad.entry(kind).or_default() += 1,
+            Note::Good(d) => {
+                sum.quality += 1;
+                *sum.framing.entry(framing_name(d.framing)).or_default() += 1;
+                if d.passed {
+                    sum.passed += 1;
+                } else {
+                    *sum.failed_by_category.entry(category_label(d.category)).or_default() += 1;
+                }
+                *sum.by_model.entry(model_label(d.model)).or_default() += 1;
+                if is_librarian(d.application_type) {
+                    sum.librarian += 1;
+                }
+                sum.latency_ms_sum += d.latency_ms.max(0) as u64;
+            }
+        }
+    }
+}
