@@ -2,6 +2,12 @@
 //! needed, then generates the Rust types with prost-build.
 fn main() {
     println!("cargo:rerun-if-changed=proto/dashstream.proto");
+    // A new commit changes the build_info label.
+    for f in [".git/HEAD", ".git/refs/heads"] {
+        if std::path::Path::new(f).exists() {
+            println!("cargo:rerun-if-changed={f}");
+        }
+    }
     let fds = protox::compile(["dashstream.proto"], ["proto"]).expect("compile proto/dashstream.proto");
     prost_build::Config::new()
         // Deterministic map order for encoding (tests compare bytes) and no hashing cost on decode.

@@ -276,9 +276,10 @@ impl KafkaConfig {
             }
         }
         if self.security_protocol.uses_ssl() {
-            if let Some(v) = &self.ssl_ca_location {
-                p.push(("ssl.ca.location".into(), v.display().to_string()));
-            }
+            // Without a CA location, `probe` makes librdkafka look in the usual system places (OpenSSL built
+            // from source does not know the distribution's CA path).
+            let ca = self.ssl_ca_location.as_ref().map_or_else(|| "probe".to_string(), |v| v.display().to_string());
+            p.push(("ssl.ca.location".into(), ca));
             if let Some(v) = &self.ssl_certificate_location {
                 p.push(("ssl.certificate.location".into(), v.display().to_string()));
             }
@@ -312,7 +313,7 @@ impl KafkaConfig {
                 // Lag and broker state come from librdkafka's statistics, served inside poll(): no blocking
                 // watermark queries on the poll thread.
                 ("statistics.interval.ms", "1000"),
-                // Bounded pre-fetch: at most this much is buffered per partition queue.
+                // Bounded pre-fetch: librdkafka buffers at most this many KiB of fetched records.
                 ("queued.max.messages.kbytes", "16384"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string())),
@@ -540,16 +541,9 @@ impl Config {
                         }
                         _ => {
                             let (_, o) = v.value("KAFKA_CONSUMER_PROPERTIES").unwrap_or_default_pair();
-                            let shown = if is_secret_property(item) { "<redacted>" } else { &s };
-                            v.fail(
-                                "KAFKA_CONSUMER_PROPERTIES",
-                                shown,
-                                o,
-                                format!(
-                                    "expected comma-separated key=value pairs; {:?} has no key",
-                                    item.split('=').next().unwrap_or("")
-                                ),
-                            );
+                            // Only the malformed item is shown: the rest may hold secrets.
+                            let shown = if is_secret_property(item) { "<redacted>" } else { item };
+                            v.fail("KAFKA_CONSUMER_PROPERTIES", shown, o, "expected comma-separated key=value pairs");
                         }
                     }
                 }
@@ -606,7 +600,11 @@ impl Config {
         }
 
         let ssl = security_protocol.uses_ssl();
-        let ssl_ca_location = v.path("KAFKA_SSL_CA_LOCATION", ssl);
+        // librdkafka also accepts a CA directory or the word `probe` (search the system's usual places).
+        let ssl_ca_location = match v.optional("KAFKA_SSL_CA_LOCATION") {
+            Some(p) if p == "probe" || std::path::Path::new(&p).is_dir() => Some(PathBuf::from(p)),
+            _ => v.path("KAFKA_SSL_CA_LOCATION", ssl),
+        };
         let ssl_certificate_location = v.path("KAFKA_SSL_CERTIFICATE_LOCATION", ssl);
         let ssl_key_location = v.path("KAFKA_SSL_KEY_LOCATION", ssl);
         let ssl_key_password = v.optional("KAFKA_SSL_KEY_PASSWORD");
@@ -954,5 +952,14 @@ mod tests {
         assert_eq!(last_session.1, "6000");
         assert!(p.contains(&("heartbeat.interval.ms".to_string(), "500".to_string())));
         assert_eq!(errs(&[("KAFKA_CONSUMER_PROPERTIES", "novalue")])[0].env, "KAFKA_CONSUMER_PROPERTIES");
+        let e = errs(&[("KAFKA_CONSUMER_PROPERTIES", "sasl.password=hunter2,oops")]);
+        assert_eq!(e[0].value, "oops");
+        assert!(!ConfigErrors(e).to_string().contains("hunter2"));
+        let c = ok(&[("KAFKA_SECURITY_PROTOCOL", "ssl"), ("KAFKA_SSL_CA_LOCATION", "probe")]);
+        assert_eq!(c.kafka.ssl_ca_location, Some(PathBuf::from("probe")));
+        assert!(ok(&[("KAFKA_SECURITY_PROTOCOL", "ssl"), ("KAFKA_SSL_CA_LOCATION", "/")])
+            .kafka
+            .ssl_ca_location
+            .is_some());
     }
 }

@@ -144,7 +144,7 @@ pub enum DecodeError {
     InvalidProtobuf(String),
 }
 
-/// Every failure reason label, in a fixed order (the original's three values are kept for compatibility).
+/// Every failure reason label, in a fixed order (`metrics::LEGACY_ERROR_TYPES` holds the original's three).
 pub const ERROR_REASONS: [&str; 5] =
     ["empty", "payload_too_large", "decompressed_too_large", "decompress", "invalid_protobuf"];
 

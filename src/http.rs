@@ -318,9 +318,7 @@ fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>) {
     };
     // A Content-Length rather than chunked encoding, whatever the size.
     resp = resp.with_header(header("Content-Type", CONTENT_TYPE_METRICS)).with_chunked_threshold(usize::MAX);
-    if gzip {
-        resp = resp.with_header(header("Vary", "Accept-Encoding"));
-    }
+    resp = resp.with_header(header("Vary", "Accept-Encoding"));
     if let Err(e) = req.respond(resp) {
         debug!("/metrics response not sent: {e}");
     }

@@ -212,9 +212,13 @@ impl ClientContext for ExporterContext {
         let mut sum = 0i64;
         for p in topic.partitions.values().filter(|p| p.partition >= 0 && p.desired) {
             let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
+            let label = p.partition.to_string();
             if lag >= 0 {
                 sum += lag;
-                self.metrics.partition_lag.with_label_values(&[&p.partition.to_string()]).set(lag);
+                self.metrics.partition_lag.with_label_values(&[&label]).set(lag);
+            } else {
+                // Unknown (nothing consumed or committed yet): no series rather than a stale or made-up value.
+                let _ = self.metrics.partition_lag.remove_label_values(&[&label]);
             }
         }
         self.metrics.consumer_lag.set(sum);

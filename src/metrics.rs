@@ -64,7 +64,8 @@ pub struct Metrics {
     pub payload_missing: IntCounter,
     // Added by this exporter.
     pub other_type: [IntCounter; OTHER_KIND_LABELS.len()],
-    pub invalid_values: [IntCounter; METRIC_KEYS.len()],
+    /// Indexed like METRIC_KEYS; `passed` (a bool) can never be out of range and has no series.
+    pub invalid_values: [Option<IntCounter>; METRIC_KEYS.len()],
     pub type_mismatch: [IntCounter; METRIC_KEYS.len()],
     pub partition_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
@@ -158,7 +159,7 @@ impl Metrics {
         let invalid = m.counter_vec(
             "dashstream_exporter_invalid_values_total",
             "Quality-event values out of range by field: NaN/Inf floats (not recorded) and negative or over-u32 integers (clamped)",
-            "field",
+            "key",
         )?;
         let mismatch = m.counter_vec(
             "dashstream_exporter_metric_type_mismatch_total",
@@ -264,7 +265,7 @@ impl Metrics {
                 "Total Kafka messages received with payload=None (data loss / corruption signal)",
             )?,
             other_type: handles(&other_type, OTHER_KIND_LABELS),
-            invalid_values: handles(&invalid, METRIC_KEYS),
+            invalid_values: METRIC_KEYS.map(|k| (k != "passed").then(|| invalid.with_label_values(&[k]))),
             type_mismatch: handles(&mismatch, METRIC_KEYS),
             partition_lag: m.reg(IntGaugeVec::new(
                 Opts::new(
@@ -349,7 +350,9 @@ impl Applier {
         if !an.out_of_range.is_empty() || !an.type_mismatch.is_empty() {
             for k in 0..METRIC_KEYS.len() {
                 if an.out_of_range.contains(k) {
-                    m.invalid_values[k].inc();
+                    if let Some(c) = &m.invalid_values[k] {
+                        c.inc();
+                    }
                 }
                 if an.type_mismatch.contains(k) {
                     m.type_mismatch[k].inc();
@@ -471,7 +474,9 @@ impl ProcessCollector {
         let fds = g("process_open_fds", "Number of open file descriptors.");
         let max_fds = g("process_max_fds", "Maximum number of open file descriptors.");
         let threads = g("process_threads", "Number of OS threads in the process.");
+        // Set once from the clock (the /proc/stat boot time is hidden under systemd's ProcSubset=pid).
         let start = g("process_start_time_seconds", "Start time of the process since unix epoch in seconds.");
+        start.set(unix_now());
         let mut descs = Vec::new();
         for c in [&rss, &vsize, &fds, &max_fds, &threads, &start] {
             descs.extend(c.desc().into_iter().cloned());
@@ -481,19 +486,14 @@ impl ProcessCollector {
     }
 }
 
-/// Fields of /proc/self/stat after the command name: (utime, stime, num_threads, starttime, vsize, rss pages).
-fn proc_stat() -> Option<(f64, f64, f64, f64, f64, f64)> {
+/// Fields of /proc/self/stat after the command name: (utime, stime, num_threads, vsize, rss pages).
+fn proc_stat() -> Option<(f64, f64, f64, f64, f64)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): index = field number - 3.
     let num = |field: usize| f.get(field - 3).and_then(|s| s.parse::<f64>().ok());
-    Some((num(14)?, num(15)?, num(20)?, num(22)?, num(23)?, num(24)?))
-}
-
-fn boot_time() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/stat").ok()?;
-    s.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
+    Some((num(14)?, num(15)?, num(20)?, num(23)?, num(24)?))
 }
 
 impl Collector for ProcessCollector {
@@ -505,7 +505,7 @@ impl Collector for ProcessCollector {
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
-        if let Some((utime, stime, threads, starttime, vsize, rss)) = proc_stat() {
+        if let Some((utime, stime, threads, vsize, rss)) = proc_stat() {
             let cpu = (utime + stime) / ticks;
             let prev = self.cpu.get();
             if cpu > prev {
@@ -514,9 +514,6 @@ impl Collector for ProcessCollector {
             self.threads.set(threads);
             self.vsize.set(vsize);
             self.rss.set(rss * page);
-            if let Some(bt) = boot_time() {
-                self.start.set(bt + starttime / ticks);
-            }
         }
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
             self.fds.set(dir.count() as f64);
@@ -662,8 +659,8 @@ mod tests {
         assert_eq!(m.quality_score.get(), 0.5);
         assert_eq!(m.accuracy.get(), 0.92);
         assert_eq!(m.queries_total.get(), 3, "the event itself still counts");
-        assert_eq!(value(m, "dashstream_exporter_invalid_values_total{field=\"quality_score\"}"), Some(2.0));
-        assert_eq!(value(m, "dashstream_exporter_invalid_values_total{field=\"accuracy\"}"), Some(1.0));
+        assert_eq!(value(m, "dashstream_exporter_invalid_values_total{key=\"quality_score\"}"), Some(2.0));
+        assert_eq!(value(m, "dashstream_exporter_invalid_values_total{key=\"accuracy\"}"), Some(1.0));
         assert_eq!(value(m, "dashstream_quality_score_by_model_sum{model=\"gpt-4\"}"), Some(0.5));
         assert_eq!(value(m, "dashstream_quality_score_by_model_count{model=\"gpt-4\"}"), Some(1.0));
         assert_eq!(value(m, "dashstream_queries_by_model_total{model=\"gpt-4\"}"), Some(2.0));

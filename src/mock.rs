@@ -29,6 +29,8 @@ pub enum MockError {
     Client(#[from] rdkafka::error::KafkaError),
     #[error("librdkafka could not start a mock cluster")]
     Start,
+    #[error("topic name {0:?} contains a NUL byte")]
+    TopicName(String),
     #[error("mock cluster call failed: {0:?}")]
     Call(rdkafka::types::RDKafkaErrorCode),
 }
@@ -66,7 +68,7 @@ impl MockBroker {
 
     /// Creates a topic (replication factor 1).
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), MockError> {
-        let t = CString::new(topic).map_err(|_| MockError::Start)?;
+        let t = CString::new(topic).map_err(|_| MockError::TopicName(topic.into()))?;
         // SAFETY: live cluster, NUL-terminated topic name.
         check(unsafe { rd::rd_kafka_mock_topic_create(self.ptr, t.as_ptr(), partitions, 1) })
     }

@@ -94,9 +94,9 @@ fn official_records_every_framing_and_every_outcome() {
         ("dashstream_exporter_messages_failed_total{error_type=\"invalid_protobuf\"}", 1.0),
         ("dashstream_exporter_messages_failed_total{error_type=\"decompress\"}", 1.0),
         ("dashstream_exporter_kafka_payload_missing_total", 1.0),
-        ("dashstream_exporter_invalid_values_total{field=\"latency_ms\"}", 1.0),
-        ("dashstream_exporter_invalid_values_total{field=\"retry_count\"}", 1.0),
-        ("dashstream_exporter_invalid_values_total{field=\"turn_number\"}", 1.0),
+        ("dashstream_exporter_invalid_values_total{key=\"latency_ms\"}", 1.0),
+        ("dashstream_exporter_invalid_values_total{key=\"retry_count\"}", 1.0),
+        ("dashstream_exporter_invalid_values_total{key=\"turn_number\"}", 1.0),
         ("dashstream_exporter_metric_type_mismatch_total{key=\"quality_score\"}", 1.0),
         ("dashstream_exporter_metric_type_mismatch_total{key=\"passed\"}", 1.0),
         ("dashstream_exporter_metric_type_mismatch_total{key=\"latency_ms\"}", 1.0),
@@ -376,4 +376,54 @@ fn connections_beyond_the_cap_get_503_and_idle_ones_are_closed() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(e.get("/metrics").unwrap().status, 200);
     assert!(e.scrape().v("dashstream_exporter_http_connections_rejected_total") >= 1.0);
+}
+
+#[test]
+fn systemd_notify_ready_only_once_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("dfe-notify-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let recv_all = |sock: &UnixDatagram| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got
+    };
+
+    let port = common::free_port();
+    let path = sock_path.display().to_string();
+    let mut e = Exporter::start_with(
+        &format!("127.0.0.1:{port}"),
+        "notify",
+        "g-notify",
+        &[("NOTIFY_SOCKET", path.as_str()), ("WATCHDOG_USEC", "1000000")],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(e.get("/-/ready").unwrap().status, 503);
+    let before = recv_all(&sock);
+    assert!(!before.iter().any(|m| m.contains("READY=1")), "READY=1 before ready: {before:?}");
+    assert!(before.iter().filter(|m| *m == "WATCHDOG=1").count() >= 2, "watchdog pings while healthy: {before:?}");
+
+    let c = Cluster::new("notify", 1);
+    forward(TcpListener::bind(("127.0.0.1", port)).unwrap(), c.brokers.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut msgs = Vec::new();
+    while !msgs.iter().any(|m: &String| m.starts_with("READY=1")) {
+        assert!(Instant::now() < deadline, "no READY=1: {msgs:?}\n{}", e.logs());
+        msgs.extend(recv_all(&sock));
+    }
+    assert_eq!(e.get("/-/ready").unwrap().status, 200, "READY=1 came once /-/ready is 200");
+    assert_eq!(msgs.iter().filter(|m| m.starts_with("READY=1")).count(), 1);
+    let (status, _) = e.terminate();
+    assert_eq!(status.code(), Some(0));
+    let after = recv_all(&sock);
+    assert!(after.iter().any(|m| m.starts_with("STOPPING=1")), "{after:?}");
+    assert!(!after.iter().any(|m| m.starts_with("READY=1")), "READY=1 is sent once: {after:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
