@@ -12,6 +12,7 @@ use log::{error, info, warn};
 use crate::config::{Config, KafkaConfig};
 use crate::kafka::{self, Body, ExporterContext, Item, KafkaSetupError, Progress};
 use crate::metrics::{unix_now, Applier, Metrics, MetricsError};
+use crate::notify::Notifier;
 use crate::sessions::SessionTracker;
 use crate::shutdown::Lifecycle;
 
@@ -125,7 +126,7 @@ pub fn run_with_metrics(
                 })
                 .expect("spawn thread");
         }
-        life.wait_for_stop();
+        supervise(life);
         let deadline = Instant::now() + SHUTDOWN_DEADLINE;
         if !life.wait_threads(deadline) {
             error!("shutdown did not finish within {SHUTDOWN_DEADLINE:?}; exiting without a clean close");
@@ -144,6 +145,33 @@ pub fn run_with_metrics(
         warn!("stopped after a failure");
     }
     outcome
+}
+
+/// Waits for a stop request while speaking systemd's notify protocol: `READY=1` the first time the exporter
+/// is ready, `WATCHDOG=1` at half the watchdog interval while every thread is healthy, `STOPPING=1` at the end.
+fn supervise(life: &Lifecycle) {
+    let notifier = Notifier::from_env();
+    if !notifier.enabled() {
+        life.wait_for_stop();
+        return;
+    }
+    let watchdog = notifier.watchdog_interval();
+    let tick = watchdog.map_or(Duration::from_millis(200), |w| w.min(Duration::from_millis(200)));
+    let mut told_ready = false;
+    let mut last_ping = Instant::now() - Duration::from_secs(3600);
+    while !life.wait_for_stop_timeout(tick) {
+        if !told_ready && life.ready() {
+            notifier.send("READY=1\nSTATUS=consuming");
+            told_ready = true;
+        }
+        if let Some(w) = watchdog {
+            if life.healthy() && last_ping.elapsed() >= w {
+                notifier.send("WATCHDOG=1");
+                last_ping = Instant::now();
+            }
+        }
+    }
+    notifier.send("STOPPING=1\nSTATUS=stopping: committing offsets");
 }
 
 /// The start-up INFO line: effective configuration with secrets masked.

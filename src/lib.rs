@@ -17,6 +17,7 @@ pub mod labels;
 pub mod logging;
 pub mod metrics;
 pub mod mock;
+pub mod notify;
 pub mod sessions;
 pub mod shutdown;
 pub mod tools;
