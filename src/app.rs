@@ -61,8 +61,8 @@ pub fn worker_loop(rx: Receiver<Item>, mut applier: Applier, progress: &Progress
             let now = Instant::now();
             let mut count = 0u64;
             for item in std::iter::once(first).chain(rx.try_iter().take(4095)) {
-                if let Body::Quality(ev, an) = &item.body {
-                    applier.apply(ev, an, wall, now);
+                if let Body::Quality(ev) = &item.body {
+                    applier.apply(ev, wall, now);
                 }
                 next.insert(item.partition, item.offset + 1);
                 count += 1;
@@ -96,6 +96,7 @@ pub fn run_with_metrics(
     let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked));
     let (tx, rx) = crossbeam_channel::bounded::<Item>(CHANNEL_CAPACITY);
     let max_payload = cfg.max_payload_bytes;
+    let linger = cfg.http.shutdown_linger;
 
     let outcome = std::thread::scope(|s| {
         let spawn = |name: &'static str| std::thread::Builder::new().name(name.into());
@@ -127,9 +128,16 @@ pub fn run_with_metrics(
                 .expect("spawn thread");
         }
         supervise(life);
-        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
+        let deadline = Instant::now() + SHUTDOWN_DEADLINE + linger;
+        // The pipeline (poll thread, worker) drains and commits first; HTTP keeps answering meanwhile.
+        let http_threads = cfg.http.threads + 1;
+        if life.wait_running_at_most(http_threads, deadline) && !linger.is_zero() {
+            info!("pipeline stopped; serving /metrics for {linger:?} more for a final scrape");
+            std::thread::sleep(linger.min(deadline.saturating_duration_since(Instant::now())));
+        }
+        life.stop_http();
         if !life.wait_threads(deadline) {
-            error!("shutdown did not finish within {SHUTDOWN_DEADLINE:?}; exiting without a clean close");
+            error!("shutdown did not finish within {:?}; exiting without a clean close", SHUTDOWN_DEADLINE + linger);
             log::logger().flush();
             std::process::exit(1);
         }

@@ -54,6 +54,7 @@ settings! {
     "METRICS_HTTP_THREADS", "metrics-http-threads", Some("2"), false, "Threads answering HTTP requests (1..=16)";
     "METRICS_MAX_CONNECTIONS", "metrics-max-connections", Some("64"), false, "Most HTTP connections open at once; more get 503 (1..=10000)";
     "METRICS_HTTP_TIMEOUT_SECS", "metrics-http-timeout-secs", Some("10"), false, "An HTTP connection idle this many seconds is closed (1..=300)";
+    "METRICS_SHUTDOWN_LINGER_SECS", "metrics-shutdown-linger-secs", Some("0"), false, "After a graceful stop has drained and committed, keep serving /metrics this many seconds (/-/ready is 503) so a last scrape sees every applied event (0..=60)";
     "DASHSTREAM_MAX_PAYLOAD_BYTES", "dashstream-max-payload-bytes", Some("10485760"), false, "Largest record (and largest decompressed record) accepted, in bytes (1024..=1073741824)";
     "PROMETHEUS_SESSION_TIMEOUT_SECS", "prometheus-session-timeout-secs", Some("300"), false, "Idle seconds after which a session is closed and its turns observed (1..=604800)";
     "PROMETHEUS_SESSION_MAX_TRACKED", "prometheus-session-max-tracked", Some("100000"), false, "Most sessions tracked at once; past it the least recently seen is closed early (1..=10000000)";
@@ -336,6 +337,7 @@ pub struct HttpConfig {
     pub threads: usize,
     pub max_connections: usize,
     pub timeout: Duration,
+    pub shutdown_linger: Duration,
 }
 
 /// The validated configuration of the daemon.
@@ -664,6 +666,7 @@ impl Config {
         let port = v.integer::<u16>("METRICS_PORT", 0, 65535);
         let threads = v.integer::<usize>("METRICS_HTTP_THREADS", 1, 16);
         let max_connections = v.integer::<usize>("METRICS_MAX_CONNECTIONS", 1, 10_000);
+        let shutdown_linger = Duration::from_secs(v.integer::<u64>("METRICS_SHUTDOWN_LINGER_SECS", 0, 60));
         let http_timeout = v.integer::<u64>("METRICS_HTTP_TIMEOUT_SECS", 1, 300);
         let max_payload_bytes = v.integer::<usize>("DASHSTREAM_MAX_PAYLOAD_BYTES", 1024, 1 << 30);
         let session_timeout = v.integer::<u64>("PROMETHEUS_SESSION_TIMEOUT_SECS", 1, 604_800);
@@ -711,7 +714,14 @@ impl Config {
                 broker_address_family,
                 extra_properties,
             },
-            http: HttpConfig { bind_ip, port, threads, max_connections, timeout: Duration::from_secs(http_timeout) },
+            http: HttpConfig {
+                bind_ip,
+                port,
+                threads,
+                max_connections,
+                timeout: Duration::from_secs(http_timeout),
+                shutdown_linger,
+            },
             max_payload_bytes,
             session_timeout: Duration::from_secs(session_timeout),
             session_max_tracked,

@@ -83,7 +83,7 @@ impl HttpServer {
         // Refused connections linger briefly (answer sent, write side shut) so that closing them with unread
         // request bytes does not reset the connection before the client has read the 503.
         let mut lingering: VecDeque<(TcpStream, Instant)> = VecDeque::new();
-        while !life.stop_requested() {
+        while !life.http_stop_requested() {
             reap(&mut lingering);
             match self.listener.accept() {
                 Ok((tcp, peer)) => {
@@ -245,7 +245,7 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 /// Answers requests until a stop is requested.
 pub fn serve(server: &Server, metrics: &Metrics, life: &Lifecycle) {
     let mut buf = Vec::with_capacity(64 * 1024);
-    while !life.stop_requested() {
+    while !life.http_stop_requested() {
         match server.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(req)) => handle(req, metrics, life, &mut buf),
             Ok(None) => {}

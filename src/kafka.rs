@@ -22,7 +22,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
-use crate::decode::{Anomalies, Decoded, Decoder, QualityEvent};
+use crate::decode::{Decoded, Decoder};
+use crate::event::{Event, Normalizer};
 use crate::metrics::Metrics;
 use crate::shutdown::{Lifecycle, RateLimit};
 
@@ -35,7 +36,7 @@ pub struct Item {
 
 pub enum Body {
     /// A quality event to apply.
-    Quality(QualityEvent, Anomalies),
+    Quality(Event),
     /// A record already counted by the poll thread (bad or not a quality event); only its offset matters.
     Skip,
 }
@@ -307,6 +308,7 @@ pub fn poll_loop(consumer: ExporterConsumer, tx: Sender<Item>, max_payload: usiz
     let ctx = consumer.context();
     let m = ctx.metrics.clone();
     let mut decoder = Decoder::new(max_payload);
+    let mut normalizer = Normalizer::default();
     let bad_log = RateLimit::new(Duration::from_secs(10));
     let mut last_store = Instant::now();
     while !ctx.life.stop_requested() {
@@ -328,7 +330,7 @@ pub fn poll_loop(consumer: ExporterConsumer, tx: Sender<Item>, max_payload: usiz
                         Body::Skip
                     }
                     Some(bytes) => match decoder.decode(bytes) {
-                        Ok(Decoded::Quality(ev, an)) => Body::Quality(ev, an),
+                        Ok(Decoded::Quality(v)) => Body::Quality(normalizer.event(&v)),
                         Ok(Decoded::WrongScope(scope)) => {
                             m.wrong_scope.inc();
                             debug!("record {partition}/{offset}: scope {scope:?} is not \"quality\"");

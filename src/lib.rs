@@ -10,6 +10,7 @@ pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod encode;
+pub mod event;
 pub mod generator;
 pub mod http;
 pub mod kafka;
@@ -21,6 +22,7 @@ pub mod notify;
 pub mod sessions;
 pub mod shutdown;
 pub mod tools;
+pub mod wire;
 
 /// Types generated from `proto/dashstream.proto`.
 #[allow(clippy::all, missing_docs)]

@@ -15,8 +15,9 @@ use prometheus::{
 };
 
 use crate::config::Buckets;
-use crate::decode::{Anomalies, OtherKind, QualityEvent, ERROR_REASONS, METRIC_KEYS, OTHER_KIND_LABELS};
-use crate::labels::{self, CATEGORY_LABELS, MODEL_LABELS, PRECREATED_MODELS};
+use crate::decode::{OtherKind, ERROR_REASONS, METRIC_KEYS, OTHER_KIND_LABELS};
+use crate::event::Event;
+use crate::labels::{CATEGORY_LABELS, MODEL_LABELS, PRECREATED_MODELS};
 use crate::sessions::{Closed, SessionTracker};
 
 /// The original's `error_type` values, pre-created (at 0) so queries that name them keep working.
@@ -335,14 +336,15 @@ impl Applier {
 
     /// Applies one quality event (reference §2.3 with the documented fixes). `wall` is Unix seconds, `now`
     /// the monotonic time used for session idleness.
-    pub fn apply(&mut self, ev: &QualityEvent, an: &Anomalies, wall: f64, now: Instant) {
+    pub fn apply(&mut self, ev: &Event, wall: f64, now: Instant) {
         let m = &self.m;
+        let an = &ev.anomalies;
         m.last_event_timestamp.set(wall);
         m.queries_total.inc();
         if ev.passed {
             m.queries_passed.inc();
         } else {
-            m.queries_failed[labels::normalize_category(&ev.category)].inc();
+            m.queries_failed[usize::from(ev.category)].inc();
         }
         if an.missing_header {
             m.missing_header.inc();
@@ -392,8 +394,8 @@ impl Applier {
                 .observe(f64::from(ev.retry_count));
         }
 
-        if !ev.model.is_empty() {
-            let idx = labels::normalize_model(&ev.model);
+        if let Some(idx) = ev.model {
+            let idx = usize::from(idx);
             let h = self.models[idx].get_or_insert_with(|| {
                 let l = [MODEL_LABELS[idx]];
                 ModelHandles {
@@ -412,15 +414,16 @@ impl Applier {
         }
 
         if ev.turn_number > 0 {
-            if ev.session_id.is_empty() {
-                m.turns_by_session.observe(f64::from(ev.turn_number));
-            } else {
-                self.sessions.touch(&ev.session_id, ev.turn_number, now, &mut self.closed);
-                flush_closed(m, &mut self.closed, self.sessions.len());
+            match ev.session {
+                None => m.turns_by_session.observe(f64::from(ev.turn_number)),
+                Some(key) => {
+                    self.sessions.touch(key, ev.turn_number, now, &mut self.closed);
+                    flush_closed(m, &mut self.closed, self.sessions.len());
+                }
             }
         }
 
-        if labels::is_librarian(&ev.application_type) {
+        if ev.librarian {
             m.librarian_requests.inc();
             if ev.turn_number > 0 {
                 m.librarian_iterations.set(i64::from(ev.turn_number));
@@ -545,6 +548,7 @@ mod tests {
     use crate::config::{Config, RawSettings};
     use crate::decode::{Decoded, Decoder, DEFAULT_MAX_PAYLOAD};
     use crate::encode::{Framing, QualityRecord};
+    use crate::event::Normalizer;
     use std::time::Duration;
 
     fn buckets() -> Buckets {
@@ -568,16 +572,16 @@ mod tests {
             .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')).map(|v| v.parse().unwrap()))
     }
 
-    fn event(rec: &QualityRecord) -> (QualityEvent, Anomalies) {
-        match Decoder::new(DEFAULT_MAX_PAYLOAD).decode(&rec.encode(Framing::Framed)).unwrap() {
-            Decoded::Quality(e, a) => (e, a),
+    fn event(rec: &QualityRecord) -> Event {
+        let bytes = rec.encode(Framing::Framed);
+        match Decoder::new(DEFAULT_MAX_PAYLOAD).decode(&bytes).unwrap() {
+            Decoded::Quality(v) => Normalizer::default().event(&v),
             other => panic!("{other:?}"),
         }
     }
 
     fn apply(a: &mut Applier, rec: &QualityRecord) {
-        let (e, an) = event(rec);
-        a.apply(&e, &an, 1_800_000_000.0, Instant::now());
+        a.apply(&event(rec), 1_800_000_000.0, Instant::now());
     }
 
     fn rec(score: f64, passed: bool, category: &str) -> QualityRecord {
@@ -742,16 +746,16 @@ mod tests {
         let mut a = applier();
         let start = Instant::now();
         for (sid, turn) in [("a", 1), ("a", 2), ("a", 5), ("b", 3)] {
-            let (e, an) = event(&QualityRecord {
+            let e = event(&QualityRecord {
                 thread_id: Some(sid.into()),
                 turn_number: Some(turn),
                 ..QualityRecord::default()
             });
-            a.apply(&e, &an, 0.0, start);
+            a.apply(&e, 0.0, start);
         }
         // No header → session id "" → observed at once.
-        let (e, an) = event(&QualityRecord { turn_number: Some(4), ..QualityRecord::default() });
-        a.apply(&e, &an, 0.0, start);
+        let e = event(&QualityRecord { turn_number: Some(4), ..QualityRecord::default() });
+        a.apply(&e, 0.0, start);
         assert_eq!(a.metrics().turns_by_session.get_sample_count(), 1);
         assert_eq!(a.metrics().sessions_tracked.get(), 2);
         a.expire_sessions(start + Duration::from_secs(301));
@@ -766,9 +770,9 @@ mod tests {
     fn session_cap_is_counted() {
         let mut a = Applier::new(Metrics::new(&buckets()).unwrap(), SessionTracker::new(Duration::from_secs(300), 2));
         for sid in ["a", "b", "c", "d"] {
-            let (e, an) =
+            let e =
                 event(&QualityRecord { thread_id: Some(sid.into()), turn_number: Some(1), ..QualityRecord::default() });
-            a.apply(&e, &an, 0.0, Instant::now());
+            a.apply(&e, 0.0, Instant::now());
         }
         assert_eq!(a.metrics().sessions_evicted.get(), 2);
         assert_eq!(a.metrics().turns_by_session.get_sample_count(), 2);
@@ -780,10 +784,9 @@ mod tests {
         let mut a = applier();
         let mut r = rec(0.5, true, "Simple");
         r.latency_ms = None;
-        let (mut e, mut an) = event(&r);
-        an.type_mismatch = crate::decode::KeySet(0b0000_0100);
-        e.latency_ms = 0;
-        a.apply(&e, &an, 0.0, Instant::now());
+        let mut e = event(&r);
+        e.anomalies.type_mismatch = crate::decode::KeySet(0b0000_0100);
+        a.apply(&e, 0.0, Instant::now());
         assert_eq!(value(a.metrics(), "dashstream_exporter_metric_type_mismatch_total{key=\"latency_ms\"}"), Some(1.0));
     }
 

@@ -5,10 +5,11 @@
 //! and the session is the least recently seen one. Sessions are keyed by a 64-bit hash of their id, so the
 //! tracker holds no copies of the ids. Every operation is O(1) amortized (no scan per event).
 
-use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
+
+use crate::wire::PreHashed;
 
 struct Session {
     max_turn: u32,
@@ -25,7 +26,7 @@ pub struct Closed {
 }
 
 pub struct SessionTracker {
-    sessions: HashMap<u64, Session>,
+    sessions: HashMap<u64, Session, PreHashed>,
     /// (key, stamp) in order of last touch; entries whose stamp is stale are skipped lazily.
     order: VecDeque<(u64, u64)>,
     next_stamp: u64,
@@ -33,15 +34,9 @@ pub struct SessionTracker {
     cap: usize,
 }
 
-fn key(session_id: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    session_id.hash(&mut h);
-    h.finish()
-}
-
 impl SessionTracker {
     pub fn new(timeout: Duration, cap: usize) -> Self {
-        SessionTracker { sessions: HashMap::new(), order: VecDeque::new(), next_stamp: 0, timeout, cap: cap.max(1) }
+        SessionTracker { sessions: HashMap::default(), order: VecDeque::new(), next_stamp: 0, timeout, cap: cap.max(1) }
     }
 
     pub fn len(&self) -> usize {
@@ -52,10 +47,9 @@ impl SessionTracker {
         self.sessions.is_empty()
     }
 
-    /// Records a turn of a session. If the tracker was full, the least recently seen session is closed and
-    /// its turn count pushed to `closed`.
-    pub fn touch(&mut self, session_id: &str, turn: u32, now: Instant, closed: &mut Closed) {
-        let k = key(session_id);
+    /// Records a turn of a session (`k` is the hash of its id). If the tracker was full, the least recently
+    /// seen session is closed and its turn count pushed to `closed`.
+    pub fn touch(&mut self, k: u64, turn: u32, now: Instant, closed: &mut Closed) {
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         match self.sessions.entry(k) {
@@ -126,6 +120,10 @@ impl SessionTracker {
 mod tests {
     use super::*;
 
+    fn key(s: &str) -> u64 {
+        crate::wire::fxhash(s.as_bytes())
+    }
+
     fn t0() -> Instant {
         Instant::now()
     }
@@ -136,9 +134,9 @@ mod tests {
         let mut t = SessionTracker::new(Duration::from_secs(300), 100);
         let mut c = Closed::default();
         for turn in 1..=5 {
-            t.touch("s1", turn, start, &mut c);
+            t.touch(key("s1"), turn, start, &mut c);
         }
-        t.touch("s1", 3, start, &mut c); // lower turn does not lower the max
+        t.touch(key("s1"), 3, start, &mut c); // lower turn does not lower the max
         assert_eq!(t.len(), 1);
         t.expire(start + Duration::from_secs(300), &mut c);
         assert_eq!(c, Closed::default(), "exactly at the timeout the session is still open");
@@ -154,9 +152,9 @@ mod tests {
         let start = t0();
         let mut t = SessionTracker::new(Duration::from_secs(10), 100);
         let mut c = Closed::default();
-        t.touch("a", 1, start, &mut c);
-        t.touch("b", 1, start, &mut c);
-        t.touch("a", 2, start + Duration::from_secs(8), &mut c);
+        t.touch(key("a"), 1, start, &mut c);
+        t.touch(key("b"), 1, start, &mut c);
+        t.touch(key("a"), 2, start + Duration::from_secs(8), &mut c);
         t.expire(start + Duration::from_secs(11), &mut c);
         assert_eq!(c.turns, vec![1], "b closed, a still open");
         assert_eq!(t.len(), 1);
@@ -169,14 +167,14 @@ mod tests {
         let start = t0();
         let mut t = SessionTracker::new(Duration::from_secs(300), 3);
         let mut c = Closed::default();
-        t.touch("a", 4, start, &mut c);
-        t.touch("b", 2, start, &mut c);
-        t.touch("c", 7, start, &mut c);
-        t.touch("a", 5, start, &mut c); // a is now the most recent
-        t.touch("d", 1, start, &mut c); // over the cap: b goes
+        t.touch(key("a"), 4, start, &mut c);
+        t.touch(key("b"), 2, start, &mut c);
+        t.touch(key("c"), 7, start, &mut c);
+        t.touch(key("a"), 5, start, &mut c); // a is now the most recent
+        t.touch(key("d"), 1, start, &mut c); // over the cap: b goes
         assert_eq!(c, Closed { turns: vec![2], evicted: 1 });
         assert_eq!(t.len(), 3);
-        t.touch("e", 1, start, &mut c); // then c
+        t.touch(key("e"), 1, start, &mut c); // then c
         assert_eq!(c, Closed { turns: vec![2, 7], evicted: 2 });
     }
 
@@ -186,7 +184,7 @@ mod tests {
         let mut t = SessionTracker::new(Duration::from_secs(300), 1000);
         let mut c = Closed::default();
         for i in 0..1_000_000u32 {
-            t.touch(&format!("s{i}"), 1 + i % 9, start, &mut c);
+            t.touch(key(&format!("s{i}")), 1 + i % 9, start, &mut c);
             if c.turns.len() > 10_000 {
                 c.turns.clear();
             }
@@ -202,7 +200,7 @@ mod tests {
         let mut t = SessionTracker::new(Duration::from_secs(300), 10);
         let mut c = Closed::default();
         for turn in 0..100_000 {
-            t.touch("hot", turn, start, &mut c);
+            t.touch(key("hot"), turn, start, &mut c);
         }
         assert!(t.order.len() <= 1026);
         t.expire(start + Duration::from_secs(301), &mut c);

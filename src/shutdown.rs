@@ -18,6 +18,7 @@ pub struct Lifecycle {
     state: Mutex<State>,
     changed: Condvar,
     stop: AtomicBool,
+    http_stop: AtomicBool,
     ready: AtomicBool,
     expected: AtomicUsize,
     alive: AtomicUsize,
@@ -47,6 +48,17 @@ impl Lifecycle {
 
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The HTTP threads stop last, after the pipeline has drained and committed, so that a final scrape can
+    /// still see every applied event.
+    pub fn stop_http(&self) {
+        self.http_stop.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    pub fn http_stop_requested(&self) -> bool {
+        self.http_stop.load(Ordering::Relaxed)
     }
 
     pub fn failed(&self) -> bool {
@@ -85,8 +97,13 @@ impl Lifecycle {
 
     /// Waits until every registered thread has ended, or the deadline; true if they all ended.
     pub fn wait_threads(&self, deadline: Instant) -> bool {
+        self.wait_running_at_most(0, deadline)
+    }
+
+    /// Waits until at most `n` registered threads are running, or the deadline; true if reached.
+    pub fn wait_running_at_most(&self, n: usize, deadline: Instant) -> bool {
         let mut s = self.lock();
-        while s.running > 0 {
+        while s.running > n {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;

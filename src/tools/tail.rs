@@ -76,7 +76,9 @@ pub fn describe(partition: i32, offset: i64, payload: Option<&[u8]>, decoder: &m
     let mut v = match payload {
         None => json!({"kind": "payload_missing"}),
         Some(bytes) => match decoder.decode(bytes) {
-            Ok(Decoded::Quality(ev, an)) => json!({
+            Ok(Decoded::Quality(v)) => {
+                let (ev, an) = (v.to_event(), v.anomalies);
+                json!({
                 "kind": "quality",
                 "event": event_json(&ev),
                 "model_label": if ev.model.is_empty() { Value::Null } else { model_label(&ev.model).into() },
@@ -84,7 +86,8 @@ pub fn describe(partition: i32, offset: i64, payload: Option<&[u8]>, decoder: &m
                 "missing_header": an.missing_header,
                 "type_mismatch": an.type_mismatch.names().collect::<Vec<_>>(),
                 "out_of_range": an.out_of_range.names().collect::<Vec<_>>(),
-            }),
+                })
+            }
             Ok(Decoded::WrongScope(scope)) => json!({"kind": "wrong_scope", "scope": scope}),
             Ok(Decoded::Other(kind)) => json!({"kind": "other_type", "message_type": kind.label()}),
             Err(e) => json!({

@@ -133,7 +133,8 @@ impl Exporter {
     }
 
     pub fn start_with(brokers: &str, topic: &str, group: &str, extra: &[(&str, &str)]) -> Exporter {
-        let port = free_port();
+        // Port 0: the exporter binds a free port and logs it (no race between tests picking "free" ports).
+        let port = 0;
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let log = std::env::temp_dir().join(format!("dfe-test-{}-{n}.log", std::process::id()));
         let mut cmd = Command::new(BIN);
@@ -148,7 +149,23 @@ impl Exporter {
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(std::fs::OpenOptions::new().append(true).open(&log).unwrap()));
         let child = cmd.spawn().expect("spawn exporter");
-        let e = Exporter { child, port, log };
+        let mut e = Exporter { child, port, log };
+        let start = Instant::now();
+        e.port = loop {
+            let logs = e.logs();
+            if let Some(p) = logs
+                .split("serving metrics on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|p| p.parse().ok())
+            {
+                break p;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("exporter did not log its HTTP port:\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         e.wait_until(Duration::from_secs(10), "HTTP listening", |e| e.get("/-/healthy").is_ok());
         e
     }

@@ -1,0 +1,104 @@
+//! The compact event that crosses the channel from the poll thread to the worker.
+//!
+//! Normalization (model and category label, librarian routing, the session id's hash) happens on the poll
+//! thread, so the worker only does arithmetic on cached metric handles, and the event is a small `Copy`
+//! value: no allocation per record anywhere on the path.
+
+use std::collections::HashMap;
+
+use crate::decode::{Anomalies, QualityView};
+use crate::labels;
+use crate::wire::{fxhash, PreHashed};
+
+/// A quality event, normalized.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Event {
+    pub quality_score: f64,
+    pub accuracy: f64,
+    pub relevance: f64,
+    pub completeness: f64,
+    pub latency_ms: u64,
+    pub retry_count: u32,
+    pub turn_number: u32,
+    pub passed: bool,
+    /// Routed to the librarian metrics.
+    pub librarian: bool,
+    /// Index into [`labels::MODEL_LABELS`]; `None` for an empty model tag.
+    pub model: Option<u8>,
+    /// Index into [`labels::CATEGORY_LABELS`].
+    pub category: u8,
+    /// 64-bit hash of a non-empty session id.
+    pub session: Option<u64>,
+    pub anomalies: Anomalies,
+}
+
+/// Most raw model names remembered; beyond it names are normalized each time (bounded memory whatever
+/// producers send).
+pub const MODEL_CACHE_CAP: usize = 4096;
+
+/// Normalizes views into [`Event`]s, remembering the label of each raw model name it has seen.
+#[derive(Default)]
+pub struct Normalizer {
+    models: HashMap<u64, (Box<str>, u8), PreHashed>,
+}
+
+impl Normalizer {
+    fn model(&mut self, raw: &str) -> u8 {
+        let h = fxhash(raw.as_bytes());
+        if let Some((name, idx)) = self.models.get(&h) {
+            if **name == *raw {
+                return *idx;
+            }
+        }
+        let idx = labels::normalize_model(raw) as u8;
+        if self.models.len() < MODEL_CACHE_CAP {
+            self.models.entry(h).or_insert_with(|| (raw.into(), idx));
+        }
+        idx
+    }
+
+    pub fn event(&mut self, v: &QualityView<'_>) -> Event {
+        Event {
+            quality_score: v.quality_score,
+            accuracy: v.accuracy,
+            relevance: v.relevance,
+            completeness: v.completeness,
+            latency_ms: v.latency_ms,
+            retry_count: v.retry_count,
+            turn_number: v.turn_number,
+            passed: v.passed,
+            librarian: labels::is_librarian(v.application_type),
+            model: (!v.model.is_empty()).then(|| self.model(v.model)),
+            category: labels::normalize_category(v.category) as u8,
+            session: (!v.session_id.is_empty()).then(|| fxhash(v.session_id.as_bytes())),
+            anomalies: v.anomalies,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoded, Decoder};
+    use crate::encode::{Framing, QualityRecord};
+
+    #[test]
+    fn normalizes_and_caches() {
+        let mut n = Normalizer::default();
+        let mut d = Decoder::new(1 << 20);
+        let bytes = QualityRecord::sample(1).encode(Framing::Framed);
+        let Ok(Decoded::Quality(v)) = d.decode(&bytes) else { panic!() };
+        let e = n.event(&v);
+        assert_eq!(labels::MODEL_LABELS[e.model.unwrap() as usize], labels::model_label(v.model));
+        assert_eq!(labels::CATEGORY_LABELS[e.category as usize], labels::category_label(v.category));
+        assert_eq!(e.librarian, labels::is_librarian(v.application_type));
+        assert_eq!(e.session, Some(fxhash(v.session_id.as_bytes())));
+        assert_eq!(n.event(&v), e, "cached path gives the same event");
+        assert_eq!(n.models.len(), 1);
+        for i in 0..(MODEL_CACHE_CAP + 100) {
+            n.model(&format!("model-{i}"));
+        }
+        assert_eq!(n.models.len(), MODEL_CACHE_CAP, "the cache is bounded");
+        assert_eq!(labels::MODEL_LABELS[n.model("GPT-4o-2024") as usize], "gpt-4o");
+    }
+}

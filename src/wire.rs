@@ -1,0 +1,239 @@
+//! A minimal, allocation-free protobuf wire-format reader.
+//!
+//! It accepts exactly what prost (the generated `proto` types) accepts for the fields it reads: the same
+//! varint, key, wire-type, length, UTF-8 and group rules, and unknown fields skipped; a test compares the two
+//! on generated and mutated records. Errors carry prost-like messages.
+
+use std::fmt;
+
+/// Nesting allowed inside unknown groups (prost's recursion limit).
+const RECURSION_LIMIT: u32 = 100;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireError(pub &'static str);
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+pub const VARINT: u8 = 0;
+pub const FIXED64: u8 = 1;
+pub const LEN: u8 = 2;
+pub const START_GROUP: u8 = 3;
+pub const END_GROUP: u8 = 4;
+pub const FIXED32: u8 = 5;
+
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    #[inline]
+    pub fn varint(&mut self) -> Result<u64, WireError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else { return Err(WireError("buffer underflow")) };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return Err(WireError("invalid varint"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(WireError("invalid varint"))
+    }
+
+    /// The next field's (number, wire type).
+    #[inline]
+    pub fn key(&mut self) -> Result<(u32, u8), WireError> {
+        let k = self.varint()?;
+        if k > u64::from(u32::MAX) {
+            return Err(WireError("invalid key value"));
+        }
+        let wire = (k & 7) as u8;
+        if wire > FIXED32 {
+            return Err(WireError("invalid wire type value"));
+        }
+        let field = (k >> 3) as u32;
+        if field == 0 {
+            return Err(WireError("invalid tag value: 0"));
+        }
+        Ok((field, wire))
+    }
+
+    #[inline]
+    pub fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let len = self.varint()?;
+        let rest = self.buf.len() - self.pos;
+        if len > rest as u64 {
+            return Err(WireError("buffer underflow"));
+        }
+        let s = &self.buf[self.pos..self.pos + len as usize];
+        self.pos += len as usize;
+        Ok(s)
+    }
+
+    #[inline]
+    pub fn str(&mut self) -> Result<&'a str, WireError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| WireError("invalid string value: data is not UTF-8 encoded"))
+    }
+
+    #[inline]
+    pub fn fixed64(&mut self) -> Result<u64, WireError> {
+        let Some(b) = self.buf.get(self.pos..self.pos + 8) else { return Err(WireError("buffer underflow")) };
+        self.pos += 8;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    fn fixed32(&mut self) -> Result<u32, WireError> {
+        let Some(b) = self.buf.get(self.pos..self.pos + 4) else { return Err(WireError("buffer underflow")) };
+        self.pos += 4;
+        Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
+
+    /// Checks a known field's wire type.
+    #[inline]
+    pub fn expect(wire: u8, expected: u8) -> Result<(), WireError> {
+        if wire == expected {
+            Ok(())
+        } else {
+            Err(WireError("invalid wire type"))
+        }
+    }
+
+    /// Skips one field of an unknown number found in a message nested `depth` levels deep (0 = top level).
+    pub fn skip(&mut self, field: u32, wire: u8, depth: u32) -> Result<(), WireError> {
+        self.skip_depth(field, wire, RECURSION_LIMIT.saturating_sub(depth))
+    }
+
+    fn skip_depth(&mut self, field: u32, wire: u8, budget: u32) -> Result<(), WireError> {
+        if budget == 0 {
+            return Err(WireError("recursion limit reached"));
+        }
+        match wire {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.fixed64().map(drop),
+            LEN => self.bytes().map(drop),
+            FIXED32 => self.fixed32().map(drop),
+            START_GROUP => loop {
+                let (f, w) = self.key()?;
+                if w == END_GROUP {
+                    return if f == field { Ok(()) } else { Err(WireError("unexpected end group tag")) };
+                }
+                self.skip_depth(f, w, budget - 1)?;
+            },
+            _ => Err(WireError("unexpected end group tag")),
+        }
+    }
+
+    /// Validates a whole message whose fields are all unknown (an empty message type) at `depth`.
+    pub fn skip_all(mut self, depth: u32) -> Result<(), WireError> {
+        while !self.is_empty() {
+            let (f, w) = self.key()?;
+            self.skip(f, w, depth)?;
+        }
+        Ok(())
+    }
+}
+
+/// Passes an already-hashed u64 key through (for maps keyed by [`fxhash`] values).
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fxhash(bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// `BuildHasher` for maps whose keys are [`fxhash`] values.
+pub type PreHashed = std::hash::BuildHasherDefault<IdHasher>;
+
+/// murmur3's 64-bit finalizer: every input bit affects every output bit.
+#[inline]
+fn fmix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// A fast, fixed-key 64-bit hash for short strings (session ids, model names): 8 bytes at a time, each step
+/// fully mixed.
+#[inline]
+pub fn fxhash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        h = fmix64(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = fmix64(h ^ u64::from_le_bytes(last));
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints() {
+        assert_eq!(Reader::new(&[0x96, 0x01]).varint(), Ok(150));
+        assert_eq!(Reader::new(&[0xff; 9].iter().copied().chain([0x01]).collect::<Vec<_>>()).varint(), Ok(u64::MAX));
+        assert_eq!(
+            Reader::new(&[0xff; 9].iter().copied().chain([0x02]).collect::<Vec<_>>()).varint(),
+            Err(WireError("invalid varint"))
+        );
+        assert_eq!(Reader::new(&[0x80]).varint(), Err(WireError("buffer underflow")));
+    }
+
+    #[test]
+    fn keys_and_groups() {
+        assert_eq!(Reader::new(&[0x00]).key(), Err(WireError("invalid tag value: 0")));
+        assert_eq!(Reader::new(&[0x0e]).key(), Err(WireError("invalid wire type value")));
+        // group 1 { varint field 2 } end group 1
+        let mut r = Reader::new(&[0x0b, 0x10, 0x05, 0x0c]);
+        let (f, w) = r.key().unwrap();
+        assert_eq!(r.skip(f, w, 0), Ok(()));
+        assert!(r.is_empty());
+        let mut r = Reader::new(&[0x0b, 0x14]);
+        let (f, w) = r.key().unwrap();
+        assert_eq!(r.skip(f, w, 0), Err(WireError("unexpected end group tag")));
+    }
+
+    #[test]
+    fn fxhash_spreads() {
+        let distinct: std::collections::HashSet<u64> =
+            (0..200_000).map(|i| fxhash(format!("model-{i}").as_bytes())).collect();
+        assert_eq!(distinct.len(), 200_000);
+        assert_ne!(fxhash(b"session-1"), fxhash(b"session-2"));
+        assert_ne!(fxhash(b""), fxhash(b"\0"));
+        assert_eq!(fxhash(b"abc"), fxhash(b"abc"));
+    }
+}
