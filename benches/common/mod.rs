@@ -1,0 +1,111 @@
+//! Shared set-up of the bench targets: a realistic corpus from the traffic generator, a warmed-up applier,
+//! and registries padded to a given number of series.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use dashflow_prometheus_exporter::config::{Config, RawSettings};
+use dashflow_prometheus_exporter::decode::{Decoded, Decoder, DEFAULT_MAX_PAYLOAD};
+use dashflow_prometheus_exporter::event::{Event, Normalizer};
+use dashflow_prometheus_exporter::generator::{Generator, Traffic};
+use dashflow_prometheus_exporter::metrics::{encode_text, unix_now, Applier, Metrics};
+use dashflow_prometheus_exporter::sessions::SessionTracker;
+use prometheus::{IntGaugeVec, Opts};
+
+/// Records in a corpus: large enough to cycle through every model, category and application type and a few
+/// hundred sessions, small enough to stay in cache like a poll batch.
+pub const CORPUS: usize = 4096;
+
+/// Record framing of a corpus.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// `0x00` + protobuf.
+    Framed,
+    /// `0x01` + zstd(protobuf).
+    Zstd,
+    /// Protobuf alone.
+    Legacy,
+}
+
+/// `CORPUS` generator records (the `produce` traffic: 200 active sessions, every model and category), all
+/// framed as `kind`.
+pub fn corpus(kind: Kind) -> Vec<Vec<u8>> {
+    let (zstd_ratio, legacy_ratio) = match kind {
+        Kind::Framed => (0.0, 0.0),
+        Kind::Zstd => (1.0, 0.0),
+        Kind::Legacy => (0.0, 1.0),
+    };
+    let mut g = Generator::new(Traffic { seed: 7, zstd_ratio, legacy_ratio, ..Traffic::default() });
+    let mut key = String::new();
+    (0..CORPUS)
+        .map(|_| {
+            let mut v = Vec::new();
+            g.next_encoded(&mut v, &mut key);
+            v
+        })
+        .collect()
+}
+
+pub fn decoder() -> Decoder {
+    Decoder::new(DEFAULT_MAX_PAYLOAD)
+}
+
+/// Decodes and normalizes every record of a corpus into the event the worker applies (what the poll thread
+/// sends through the channel).
+pub fn events(records: &[Vec<u8>]) -> Vec<Event> {
+    let mut d = decoder();
+    let mut n = Normalizer::default();
+    records
+        .iter()
+        .map(|r| match d.decode(r) {
+            Ok(Decoded::Quality(v)) => n.event(&v),
+            other => panic!("not a quality event: {other:?}"),
+        })
+        .collect()
+}
+
+pub fn metrics() -> Metrics {
+    let buckets = Config::from_raw(&RawSettings::default()).expect("default config").buckets;
+    Metrics::new(&buckets).expect("metrics")
+}
+
+/// An applier with the daemon's defaults (300 s session timeout, 100 000 sessions tracked at most).
+pub fn applier(m: Metrics) -> Applier {
+    Applier::new(m, SessionTracker::new(Duration::from_secs(300), 100_000))
+}
+
+/// Applies the whole corpus once, so that every label value and session of it is known.
+pub fn warm_up(a: &mut Applier, evs: &[Event]) {
+    let (wall, now) = (unix_now(), Instant::now());
+    for ev in evs {
+        a.apply(ev, wall, now);
+    }
+}
+
+/// Samples in an exposition: lines that are neither comments nor empty (each histogram bucket, `_sum` and
+/// `_count` is one series, as Prometheus counts them).
+pub fn series(m: &Metrics) -> usize {
+    let mut buf = Vec::new();
+    encode_text(&m.registry, &mut buf).expect("encode");
+    buf.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count()
+}
+
+/// A registry as the daemon has it after the corpus (every model, category, retry status seen), padded
+/// with an extra labelled family `bench_padding_series{id="…"}` (an IntGaugeVec, one series per label
+/// value) until it holds `target` series. `target == 0` adds none (the demo's natural count).
+pub fn registry_with_series(target: usize) -> (Applier, usize) {
+    let m = metrics();
+    let mut a = applier(m.clone());
+    warm_up(&mut a, &events(&corpus(Kind::Framed)));
+    let base = series(&m);
+    if target > base {
+        let pad = IntGaugeVec::new(Opts::new("bench_padding_series", "Padding to reach a series count"), &["id"])
+            .expect("padding family");
+        m.registry.register(Box::new(pad.clone())).expect("register padding");
+        for i in 0..target - base {
+            pad.with_label_values(&[&format!("series-{i:05}")]).set(i as i64);
+        }
+    }
+    let n = series(&m);
+    (a, n)
+}

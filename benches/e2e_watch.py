@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Times the exporter's drain and scrapes it (helper of benches/e2e; standard library only).
+
+    e2e_watch.py --url http://127.0.0.1:PORT/metrics --n N --pid-file F --interval SECONDS [--timeout S]
+
+Start it before the exporter (it waits for the port): a small topic can drain within milliseconds of the
+exporter binding its port. --pid-file names a file holding the exporter's pid, read after the drain.
+
+1. Until the first event is counted, it polls /metrics every 5 ms (the exporter is idle then, joining its
+   group). The drain starts at the midpoint between the last poll that saw
+   dashstream_quality_monitor_queries_total == 0 and the first that saw more.
+2. Then it scrapes every --interval seconds on a fixed schedule (0.05 = 20 scrapes/s, "with scraping";
+   0.5 = 2/s, only to see the end, "without scraping"), timing each scrape from sending the request to
+   having the whole body, like Prometheus does: one keep-alive connection, Accept-Encoding: gzip.
+3. The drain ends at dashstream_exporter_last_event_timestamp_seconds as read by the first scrape that sees
+   queries_total == N: the wall time at which the worker started applying the batch holding the last event.
+   So the end is exact whatever the interval, and both runs are timed the same way.
+
+Prints one JSON line: events, seconds, events_per_second, scrape latencies (ms) taken during the drain
+(p50, p99, max, count; percentiles by nearest rank), the series count of the last exposition, and the
+exporter's VmHWM/VmRSS (KiB) from /proc/PID/status after the drain. Exits 1 on timeout or if the count
+overshoots N.
+"""
+
+import argparse
+import gzip
+import http.client
+import json
+import math
+import sys
+import time
+import urllib.parse
+
+QUERIES = b"dashstream_quality_monitor_queries_total "
+LAST_EVENT = b"dashstream_exporter_last_event_timestamp_seconds "
+
+
+class Scraper:
+    def __init__(self, url):
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port, self.path = u.hostname, u.port, u.path or "/metrics"
+        self.conn = None
+
+    def scrape(self):
+        """Returns (seconds taken, body) or raises OSError/HTTPException."""
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        t0 = time.perf_counter()
+        try:
+            self.conn.request("GET", self.path, headers={"Accept-Encoding": "gzip"})
+            r = self.conn.getresponse()
+            body = r.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = None
+            raise
+        took = time.perf_counter() - t0
+        if r.status != 200:
+            raise http.client.HTTPException(f"/metrics answered {r.status}")
+        if r.getheader("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return took, body
+
+
+def value(body, prefix):
+    i = body.find(b"\n" + prefix)
+    if i < 0:
+        return None
+    j = body.index(b"\n", i + 1)
+    return float(body[i + 1 + len(prefix) : j])
+
+
+def series(body):
+    return sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
+
+
+def status(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    k, v = line.split(":")
+                    out[k.strip()] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def percentile(xs, p):
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--pid-file", required=True)
+    ap.add_argument("--interval", type=float, required=True)
+    ap.add_argument("--timeout", type=float, default=600)
+    a = ap.parse_args()
+
+    s = Scraper(a.url)
+    deadline = time.monotonic() + a.timeout
+
+    def fail(msg):
+        print(f"e2e_watch: {msg}", file=sys.stderr)
+        sys.exit(1)
+
+    # 1. Wait for the first counted event.
+    last_zero = None
+    while True:
+        if time.monotonic() > deadline:
+            fail("no event counted before the timeout")
+        sent = time.time()
+        try:
+            _, body = s.scrape()
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.002)
+            continue
+        count = value(body, QUERIES)
+        if count is None:
+            fail("no dashstream_quality_monitor_queries_total in /metrics")
+        if count > 0:
+            if last_zero is None:
+                fail("events were counted before the first scrape: start the watcher with the exporter")
+            start = (last_zero + time.time()) / 2
+            break
+        last_zero = sent
+        time.sleep(0.005)
+
+    # 2. Scrape on a fixed schedule until the count reaches N.
+    latencies = []
+    next_at = time.monotonic()
+    while count < a.n:
+        next_at += a.interval
+        pause = next_at - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        if time.monotonic() > deadline:
+            fail(f"timed out at {count:.0f} of {a.n} events")
+        took, body = s.scrape()
+        count = value(body, QUERIES)
+        if count < a.n:
+            latencies.append(took * 1000)
+    if count != a.n:
+        fail(f"counted {count:.0f} events, expected {a.n}")
+    end = value(body, LAST_EVENT)
+    seconds = end - start
+    with open(a.pid_file) as f:
+        st = status(int(f.read().strip()))
+    print(
+        json.dumps(
+            {
+                "events": a.n,
+                "seconds": seconds,
+                "events_per_second": a.n / seconds if seconds > 0 else 0,
+                "scrape_ms": {
+                    "p50": percentile(latencies, 50),
+                    "p99": percentile(latencies, 99),
+                    "max": max(latencies, default=float("nan")),
+                    "count": len(latencies),
+                    "all": [round(x, 3) for x in latencies],
+                },
+                "series": series(body),
+                "peak_rss_kib": st.get("VmHWM", 0),
+                "rss_kib": st.get("VmRSS", 0),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
