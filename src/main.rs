@@ -265,14 +265,20 @@ fn tool_settings(m: &ArgMatches) -> RawSettings {
     raw
 }
 
-fn produce_cmd(m: &ArgMatches) -> i32 {
-    let cfg = match config(&tool_settings(m)) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// Common start of `produce` and `tail`: settings with `--brokers`/`--topic`, quiet logging, signals.
+fn tool_start(m: &ArgMatches) -> Result<(Config, Arc<Lifecycle>), i32> {
+    let cfg = config(&tool_settings(m))?;
     logging::init(cfg.log_level.min(log::LevelFilter::Warn));
     let life = Arc::new(Lifecycle::new());
     install_signals(&life);
+    Ok((cfg, life))
+}
+
+fn produce_cmd(m: &ArgMatches) -> i32 {
+    let (cfg, life) = match tool_start(m) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let opts = produce::ProduceOptions {
         topic: cfg.kafka.topic.clone(),
         rate: *m.get_one::<u64>("rate").expect("default"),
@@ -313,13 +319,10 @@ fn produce_cmd(m: &ArgMatches) -> i32 {
 }
 
 fn tail_cmd(m: &ArgMatches) -> i32 {
-    let cfg = match config(&tool_settings(m)) {
-        Ok(c) => c,
+    let (cfg, life) = match tool_start(m) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    logging::init(cfg.log_level.min(log::LevelFilter::Warn));
-    let life = Arc::new(Lifecycle::new());
-    install_signals(&life);
     let opts = tail::TailOptions {
         topic: cfg.kafka.topic.clone(),
         from_beginning: m.get_flag("from-beginning"),
