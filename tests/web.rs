@@ -553,5 +553,11 @@ fn invalid_web_config_exits_2_naming_the_file_and_key_and_check_config_shows_no_
     );
     assert!(stdout.contains(&want), "{stdout}");
     assert!(stdout.contains(&format!("WEB_CONFIG_FILE={} (env)", cfg.display())), "{stdout}");
+    // The flag wins over the variable.
+    let cfg_s = cfg.display().to_string();
+    let (code, stdout, stderr) =
+        run_binary(&["check-config", "--web.config.file", &cfg_s], &dir.path("nonexistent.yml"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&format!("WEB_CONFIG_FILE={cfg_s} (flag)")), "{stdout}");
     assert!(!stdout.contains(&hash[..29]) && !stdout.contains(&hash[29..]) && !stdout.contains("PRIVATE"), "{stdout}");
 }
