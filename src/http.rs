@@ -331,7 +331,9 @@ fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration, web: Option<&WebSt
     let mut last = Instant::now();
     while server_open {
         let mut fds = [
-            libc::pollfd { fd, events: if client_open { libc::POLLIN } else { 0 }, revents: 0 },
+            // Once the client is done, poll(2) ignores its socket (a negative fd): a hung-up socket would
+            // otherwise report POLLHUP at once, over and over, while tiny_http finishes.
+            libc::pollfd { fd: if client_open { fd } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: backend.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
         let left = idle.saturating_sub(last.elapsed());
