@@ -6,6 +6,9 @@
 //! 503 and are closed), and relays each admitted one to tiny_http over a private, abstract Unix socket,
 //! closing it once it has been idle for `METRICS_HTTP_TIMEOUT_SECS`. Threads stay bounded: two per admitted
 //! connection (relay + tiny_http) plus the fixed request handlers.
+//!
+//! With `--web.config.file` ([`crate::webconfig`]) the relay terminates TLS (handshake bounded by the same
+//! timeout, client certificates checked per `client_auth_type`) and the request handlers demand basic auth.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -17,12 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
+use openssl::ssl::{ErrorCode, HandshakeError, SslAcceptor, SslStream};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::config::HttpConfig;
 use crate::metrics::{encode_text, Metrics};
 use crate::shutdown::{Lifecycle, RateLimit};
+use crate::webconfig::{check_basic_auth, WebState};
 
 /// Exactly what the Prometheus text format 0.0.4 asks for.
 pub const CONTENT_TYPE_METRICS: &str = "text/plain; version=0.0.4";
@@ -34,11 +39,24 @@ pub struct BindError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// The request side: tiny_http and the web config (basic auth users) the handlers check.
+pub struct Backend {
+    pub server: Server,
+    pub web: Option<Arc<WebState>>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
 /// The bound HTTP side: the public listener (gate) and tiny_http behind it.
 pub struct HttpServer {
     /// Never dropped: tiny_http's `Drop` unwraps a filesystem path and panics on an abstract socket address.
     /// Its accept thread ends with the process.
-    pub server: std::mem::ManuallyDrop<Server>,
+    pub server: std::mem::ManuallyDrop<Backend>,
     listener: TcpListener,
     backend: UnixAddr,
     pub addr: SocketAddr,
@@ -51,6 +69,14 @@ pub struct HttpServer {
 pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let err = |e: Box<dyn std::error::Error + Send + Sync>| BindError { addr, source: e };
+    let web = match &cfg.web_config_file {
+        None => None,
+        Some(path) => {
+            let state = WebState::new(path).map_err(|e| err(Box::new(e)))?;
+            info!("web config {}: {}", path.display(), state.current().config.summary());
+            Some(Arc::new(state))
+        }
+    };
     let listener = TcpListener::bind(addr).map_err(|e| err(Box::new(e)))?;
     let addr = listener.local_addr().map_err(|e| err(Box::new(e)))?;
     listener.set_nonblocking(true).map_err(|e| err(Box::new(e)))?;
@@ -59,7 +85,7 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let unix = UnixListener::bind_addr(&backend).map_err(|e| err(Box::new(e)))?;
     let server = Server::from_listener(unix, None).map_err(err)?;
     Ok(HttpServer {
-        server: std::mem::ManuallyDrop::new(server),
+        server: std::mem::ManuallyDrop::new(Backend { server, web }),
         listener,
         backend,
         addr,
@@ -80,6 +106,9 @@ impl HttpServer {
     /// Accepts connections until a stop is requested.
     pub fn run_gate(&self, metrics: &Metrics, life: &Lifecycle) {
         let busy_log = RateLimit::new(Duration::from_secs(10));
+        if let Some(Err(e)) = self.server.web.as_ref().map(|w| w.register(&metrics.registry)) {
+            warn!("web config metrics not registered: {e}");
+        }
         // Refused connections linger briefly (answer sent, write side shut) so that closing them with unread
         // request bytes does not reset the connection before the client has read the 503.
         let mut lingering: VecDeque<(TcpStream, Instant)> = VecDeque::new();
@@ -127,8 +156,9 @@ impl HttpServer {
         let active = self.active.clone();
         active.fetch_add(1, Ordering::SeqCst);
         let timeout = self.timeout;
+        let web = self.server.web.clone();
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
-            relay(tcp, backend, timeout);
+            relay(tcp, backend, timeout, web.as_deref());
             active.fetch_sub(1, Ordering::SeqCst);
         });
         if let Err(e) = spawned {
@@ -163,42 +193,170 @@ fn wait_readable(fd: &impl AsRawFd, ms: i32) {
     unsafe { libc::poll(&mut p, 1, ms) };
 }
 
+/// The client side of a relayed connection: plain TCP, or TLS over it. The socket is non-blocking.
+enum Client {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+}
+
+impl Client {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Client::Plain(t) => t,
+            Client::Tls(s) => s.get_ref(),
+        }
+    }
+    /// Decrypted bytes already buffered (poll(2) cannot see them).
+    fn pending(&self) -> usize {
+        match self {
+            Client::Plain(_) => 0,
+            Client::Tls(s) => s.ssl().pending(),
+        }
+    }
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Plain(t) => t.read(buf),
+            Client::Tls(s) => s.read(buf),
+        }
+    }
+    /// Writes everything or fails; waits for the socket at most until `deadline`.
+    fn write_all(&mut self, mut data: &[u8], deadline: Instant) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let r = match self {
+                Client::Plain(t) => t.write(data),
+                Client::Tls(s) => s.write(data),
+            };
+            match r {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !wait_until(self.tcp(), libc::POLLOUT, deadline) {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    fn close(self) {
+        match self {
+            Client::Plain(t) => {
+                let _ = t.shutdown(Shutdown::Both);
+            }
+            Client::Tls(mut s) => {
+                let _ = s.shutdown(); // close_notify, best effort
+                let _ = s.get_ref().shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
+fn wait_until(fd: &impl AsRawFd, events: libc::c_short, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// The server side of the TLS handshake on a non-blocking socket, all of it within `limit`.
+fn tls_accept(acceptor: &SslAcceptor, tcp: TcpStream, limit: Duration) -> Result<SslStream<TcpStream>, String> {
+    let deadline = Instant::now() + limit;
+    let mut attempt = acceptor.accept(tcp);
+    loop {
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(HandshakeError::WouldBlock(mid)) => {
+                let events = if mid.error().code() == ErrorCode::WANT_WRITE { libc::POLLOUT } else { libc::POLLIN };
+                if !wait_until(mid.get_ref(), events, deadline) {
+                    return Err(format!("TLS handshake not finished within {limit:?}"));
+                }
+                attempt = mid.handshake();
+            }
+            Err(HandshakeError::SetupFailure(e)) => return Err(format!("TLS setup failed: {e}")),
+            Err(HandshakeError::Failure(mid)) => {
+                let verify = mid.ssl().verify_result();
+                let why = if verify != openssl::x509::X509VerifyResult::OK {
+                    format!("{} (client certificate: {})", mid.error(), verify.error_string())
+                } else {
+                    mid.error().to_string()
+                };
+                return Err(format!("TLS handshake failed: {why}"));
+            }
+        }
+    }
+}
+
 /// Copies bytes both ways between the client and tiny_http until both sides are done, or nothing moved for
-/// `idle`.
-fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration) {
-    let _ = tcp.set_nonblocking(false);
-    let _ = tcp.set_write_timeout(Some(idle));
+/// `idle`. With TLS configured, the handshake comes first and must finish within `idle`.
+fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration, web: Option<&WebState>) {
+    let peer = tcp.peer_addr().ok();
+    if tcp.set_nonblocking(true).is_err() {
+        return;
+    }
     let _ = backend.set_write_timeout(Some(idle));
     let _ = tcp.set_nodelay(true);
-    let (mut client, mut server) = (&tcp, &backend);
+    let acceptor = web.and_then(|w| w.current().acceptor.clone());
+    let mut client = match acceptor {
+        None => Client::Plain(tcp),
+        Some(acc) => match tls_accept(&acc, tcp, idle) {
+            Ok(s) => Client::Tls(Box::new(s)),
+            Err(e) => {
+                if let Some(w) = web {
+                    w.tls_failures.inc();
+                }
+                debug!("http: {}: {e}", peer.map_or_else(|| "?".to_string(), |p| p.to_string()));
+                return; // dropping the stream closes the connection; the backend sees EOF
+            }
+        },
+    };
+    let fd = client.tcp().as_raw_fd();
+    let mut server = &backend;
     let mut buf = vec![0u8; 16 * 1024];
     let mut client_open = true;
     let mut server_open = true;
     let mut last = Instant::now();
     while server_open {
         let mut fds = [
-            libc::pollfd { fd: tcp.as_raw_fd(), events: if client_open { libc::POLLIN } else { 0 }, revents: 0 },
+            // Once the client is done, poll(2) ignores its socket (a negative fd): a hung-up socket would
+            // otherwise report POLLHUP at once, over and over, while tiny_http finishes.
+            libc::pollfd { fd: if client_open { fd } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: backend.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
         let left = idle.saturating_sub(last.elapsed());
         if left.is_zero() {
             break;
         }
+        let buffered = client_open && client.pending() > 0;
+        let wait = if buffered { 0 } else { left.as_millis().min(i32::MAX as u128) as i32 };
         // SAFETY: two valid pollfds for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().min(i32::MAX as u128) as i32) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, wait) };
         if n < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
             break;
         }
-        if n == 0 {
+        if n == 0 && !buffered {
             continue; // re-check the idle budget
         }
         let ready = |f: &libc::pollfd| f.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
-        if client_open && ready(&fds[0]) {
+        if client_open && (buffered || ready(&fds[0])) {
             match client.read(&mut buf) {
-                Ok(0) | Err(_) => {
+                Ok(0) => {
                     client_open = false;
                     let _ = backend.shutdown(Shutdown::Write);
                 }
@@ -208,13 +366,18 @@ fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration) {
                     }
                     last = Instant::now();
                 }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+                Err(_) => {
+                    client_open = false;
+                    let _ = backend.shutdown(Shutdown::Write);
+                }
             }
         }
         if ready(&fds[1]) {
             match server.read(&mut buf) {
                 Ok(0) | Err(_) => server_open = false,
                 Ok(k) => {
-                    if client.write_all(&buf[..k]).is_err() {
+                    if client.write_all(&buf[..k], Instant::now() + idle).is_err() {
                         break;
                     }
                     last = Instant::now();
@@ -222,8 +385,8 @@ fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration) {
             }
         }
     }
-    let _ = tcp.shutdown(Shutdown::Both);
     let _ = backend.shutdown(Shutdown::Both);
+    client.close();
 }
 
 fn header(k: &str, v: &str) -> Header {
@@ -243,11 +406,11 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 }
 
 /// Answers requests until a stop is requested.
-pub fn serve(server: &Server, metrics: &Metrics, life: &Lifecycle) {
+pub fn serve(server: &Backend, metrics: &Metrics, life: &Lifecycle) {
     let mut buf = Vec::with_capacity(64 * 1024);
     while !life.http_stop_requested() {
         match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => handle(req, metrics, life, &mut buf),
+            Ok(Some(req)) => handle(req, server.web.as_deref(), metrics, life, &mut buf),
             Ok(None) => {}
             Err(e) => {
                 error!("http server: {e}");
@@ -269,7 +432,21 @@ fn landing_page() -> String {
     )
 }
 
-fn handle(req: Request, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
+fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
+    if let Some(web) = web {
+        let current = web.current();
+        let auth = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
+        if !check_basic_auth(auth, &current.config.users, &web.cache) {
+            web.auth_failures.inc();
+            let resp = Response::from_string("Unauthorized\n")
+                .with_status_code(401)
+                .with_header(header("WWW-Authenticate", "Basic"));
+            if let Err(e) = req.respond(resp) {
+                debug!("http response not sent: {e}");
+            }
+            return;
+        }
+    }
     let path = req.url().split('?').next().unwrap_or("").to_string();
     let known = matches!(path.as_str(), "/" | "/metrics" | "/-/healthy" | "/-/ready");
     let resp = if !known {
