@@ -289,13 +289,14 @@ class Tansu:
         """Stops the broker abruptly (SIGKILL by default); its sqlite file stays for a restart."""
         return self.pm.stop(self.proc, sig, timeout=10)
 
-    def create_user(self, name: str, password: str) -> None:
-        """Creates a SCRAM user (tansu 0.6.0 needs the broker running without --authentication for this)."""
-        cmd = [str(self.binary), "user", "create", "--broker", self.url, name, password]
+    def create_user(self, name: str, password: str, mechanism: str = "scram512") -> None:
+        """Creates SCRAM credentials (`scram256` or `scram512`) for a user (tansu 0.6.0 needs the broker running
+        without --authentication for this)."""
+        cmd = [str(self.binary), "user", "create", "--broker", self.url, "--mechanism", mechanism, name, password]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=self.workdir)
         if r.returncode != 0:
             raise AssertionError(f"tansu user create {name} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-        log(f"created SCRAM user {name} on {self.bootstrap}")
+        log(f"created {mechanism} credentials for user {name} on {self.bootstrap}")
 
     def _listening(self) -> bool:
         if self.proc and not self.proc.alive():
