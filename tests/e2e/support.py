@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -247,6 +248,7 @@ class Tansu:
         self.pm, self.binary, self.workdir = pm, binary, workdir
         self.proc: Proc | None = None
         self.port = 0
+        self.starts = 0
 
     @property
     def bootstrap(self) -> str:
@@ -256,24 +258,45 @@ class Tansu:
     def url(self) -> str:
         return f"tcp://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, port: int | None = None, advertised_port: int | None = None, authentication: bool = False) -> None:
+        """Starts the broker on a free port, or on `port` (a restart on the same port and sqlite file).
+        `advertised_port` makes it advertise another port (a TLS terminator in front of it); `authentication`
+        makes it require SASL (SCRAM)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(5):
-            self.port = free_port()
+        fixed = port
+        for attempt in range(5 if fixed is None else 1):
+            self.port = fixed if fixed is not None else free_port()
             url = f"tcp://127.0.0.1:{self.port}"
-            cmd = [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            adv = f"tcp://127.0.0.1:{advertised_port}" if advertised_port else url
+            cmd = [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", adv,
                    "--storage-engine", "sqlite://tansu.db"]
+            if authentication:
+                cmd.append("--authentication")
+            self.starts += 1
             # tansu 0.6.0 opens no other listener; it reads these variables, which must not point it elsewhere
-            self.proc = self.pm.start("tansu broker", cmd, self.workdir / f"tansu-{attempt}.log", cwd=self.workdir,
+            self.proc = self.pm.start("tansu broker", cmd, self.workdir / f"tansu-{self.starts}.log", cwd=self.workdir,
                                       env={"RUST_LOG": "warn"}, unset=TANSU_ENV)
             try:
                 wait_until(f"tansu listening on {self.bootstrap}", self._listening, timeout=20)
                 return
             except AssertionError:
-                if self.proc.alive():
+                if self.proc.alive() or fixed is not None:
                     raise
                 log(f"tansu exited at start (port race?):\n{self.proc.log_text()[-2000:]}")
         raise AssertionError("tansu did not start")
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        """Stops the broker abruptly (SIGKILL by default); its sqlite file stays for a restart."""
+        return self.pm.stop(self.proc, sig, timeout=10)
+
+    def create_user(self, name: str, password: str, mechanism: str = "scram512") -> None:
+        """Creates SCRAM credentials (`scram256` or `scram512`) for a user (tansu 0.6.0 needs the broker running
+        without --authentication for this)."""
+        cmd = [str(self.binary), "user", "create", "--broker", self.url, "--mechanism", mechanism, name, password]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=self.workdir)
+        if r.returncode != 0:
+            raise AssertionError(f"tansu user create {name} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        log(f"created {mechanism} credentials for user {name} on {self.bootstrap}")
 
     def _listening(self) -> bool:
         if self.proc and not self.proc.alive():
@@ -552,9 +575,19 @@ def kafka_conf(brokers: str, **extra) -> dict:
     return conf
 
 
-def watermarks(brokers: str, topic: str, partitions: int = PARTITIONS) -> dict[int, int]:
+def security_conf(env: dict) -> dict:
+    """The exporter's KAFKA_* security variables as librdkafka properties for the independent client."""
+    names = {"KAFKA_SECURITY_PROTOCOL": "security.protocol", "KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+             "KAFKA_SSL_CERTIFICATE_LOCATION": "ssl.certificate.location",
+             "KAFKA_SSL_KEY_LOCATION": "ssl.key.location", "KAFKA_SSL_KEY_PASSWORD": "ssl.key.password",
+             "KAFKA_SASL_MECHANISM": "sasl.mechanism", "KAFKA_SASL_USERNAME": "sasl.username",
+             "KAFKA_SASL_PASSWORD": "sasl.password"}
+    return {names[k]: str(v) for k, v in env.items() if k in names}
+
+
+def watermarks(brokers: str, topic: str, partitions: int = PARTITIONS, conf: dict | None = None) -> dict[int, int]:
     from confluent_kafka import Consumer, TopicPartition
-    c = Consumer(kafka_conf(brokers, **{"group.id": "e2e-watermarks", "enable.auto.commit": False}))
+    c = Consumer(kafka_conf(brokers, **{"group.id": "e2e-watermarks", "enable.auto.commit": False}, **(conf or {})))
     try:
         return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
                 for p in range(partitions)}
@@ -562,10 +595,11 @@ def watermarks(brokers: str, topic: str, partitions: int = PARTITIONS) -> dict[i
         c.close()
 
 
-def committed(brokers: str, group: str, topic: str, partitions: int = PARTITIONS) -> dict[int, int]:
+def committed(brokers: str, group: str, topic: str, partitions: int = PARTITIONS,
+              conf: dict | None = None) -> dict[int, int]:
     """The group's committed offsets, read with OffsetFetch (this client does not join the group)."""
     from confluent_kafka import Consumer, TopicPartition
-    c = Consumer(kafka_conf(brokers, **{"group.id": group, "enable.auto.commit": False}))
+    c = Consumer(kafka_conf(brokers, **{"group.id": group, "enable.auto.commit": False}, **(conf or {})))
     try:
         tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return {tp.partition: tp.offset for tp in tps}
@@ -683,3 +717,113 @@ def dump_failure_context(pm: ProcessManager) -> None:
         tail = "\n".join(text.splitlines()[-25:])
         sys.stdout.write(f"\n----- last lines of {p.name} (pid {p.pid}, {'running' if p.alive() else 'exited ' + str(p.popen.returncode)}) {p.log_path}\n{tail}\n")
     sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# faults and security: a producer in the background, a test PKI, a TLS terminator (stunnel) in front of tansu
+
+
+class BackgroundProduce:
+    """`produce --json` running in the background (a process of the ProcessManager); `wait()` gives its summary."""
+
+    def __init__(self, pm: ProcessManager, binary: Path, log_path: Path, brokers: str, topic: str, seed: int,
+                 count: int, rate: int = 0, bad_ratio: float = 0.02, env: dict | None = None) -> None:
+        self.pm, self.count = pm, count
+        args = ["produce", "--brokers", brokers, "--topic", topic, "--seed", str(seed), "--count", str(count),
+                "--rate", str(rate), "--bad-ratio", str(bad_ratio), "--json"]
+        self.proc = pm.start(f"produce seed={seed}", [str(binary), *args], log_path, env=env)
+
+    def wait(self, timeout: float = 300) -> dict:
+        try:
+            rc = self.proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.pm.stop(self.proc)
+            raise AssertionError(f"produce did not finish within {timeout}s:\n{self.proc.log_text()[-2000:]}")
+        text = self.proc.log_text()
+        assert rc == 0, f"produce exited {rc}:\n{text[-3000:]}"
+        lines = [ln for ln in text.splitlines() if ln.startswith("{")]
+        assert lines, f"produce printed no JSON summary:\n{text[-3000:]}"
+        summary = json.loads(lines[-1])
+        assert summary["records"] == self.count, summary
+        assert summary.get("delivery_failures", 0) == 0, summary
+        log(f"produced in the background: {summary['records']} records, {summary['quality_events']} quality events")
+        return summary
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    r = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+    if r.returncode != 0:
+        raise AssertionError(f"openssl {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+
+
+@dataclass
+class Pki:
+    dir: Path
+    ca: Path  # the CA that signed the broker's and the client's certificates
+    other_ca: Path  # an unrelated CA (a client trusting only this must refuse the broker)
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path  # encrypted with key_password
+    key_password: str
+
+
+def make_pki(d: Path, key_password: str) -> Pki:
+    """A test CA, a broker certificate for 127.0.0.1/localhost, a client certificate whose key is encrypted with
+    `key_password`, and an unrelated CA, made with the openssl CLI (EC P-256, valid 2 days)."""
+    d.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    for name, cn in (("ca", "dfe e2e test CA"), ("other-ca", "dfe e2e unrelated CA")):
+        openssl("req", "-x509", *ec, "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
+                "-subj", f"/CN={cn}", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    openssl("req", "-new", *ec, "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", cwd=d)
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "server.ext", cwd=d)
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-aes-256-cbc",
+            "-pass", f"pass:{key_password}", "-out", "client.key", cwd=d)
+    openssl("req", "-new", "-key", "client.key", "-passin", f"pass:{key_password}", "-out", "client.csr",
+            "-subj", "/CN=dfe-e2e-exporter", cwd=d)
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "client.pem", "-days", "2", "-extfile", "client.ext", cwd=d)
+    log(f"made a test PKI in {d}")
+    return Pki(d, d / "ca.pem", d / "other-ca.pem", d / "server.pem", d / "server.key", d / "client.pem",
+               d / "client.key", key_password)
+
+
+class Stunnel:
+    """Debian's stunnel4 terminating TLS on 127.0.0.1:port and forwarding to a plain listener; with
+    `require_client_cert` it refuses clients without a certificate signed by the test CA (mTLS)."""
+
+    def __init__(self, pm: ProcessManager, workdir: Path, pki: Pki, require_client_cert: bool) -> None:
+        self.pm, self.workdir, self.pki, self.require_client_cert = pm, workdir, pki, require_client_cert
+        self.port = free_port()
+        self.proc: Proc | None = None
+
+    def start(self, forward_port: int) -> None:
+        binary = shutil.which("stunnel4") or shutil.which("stunnel")
+        assert binary, "prerequisite missing: stunnel4 is not on PATH (.ci/e2e installs Debian's stunnel4)"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        lines = ["foreground = yes", "pid =", "debug = notice", "", "[kafka]",
+                 f"accept = 127.0.0.1:{self.port}", f"connect = 127.0.0.1:{forward_port}",
+                 f"cert = {self.pki.server_cert}", f"key = {self.pki.server_key}"]
+        if self.require_client_cert:
+            lines += [f"CAfile = {self.pki.ca}", "verifyChain = yes", "requireCert = yes"]
+        conf = self.workdir / f"stunnel-{self.port}.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        self.proc = self.pm.start("stunnel", [binary, str(conf)], self.workdir / f"stunnel-{self.port}.log")
+
+        def listening():
+            if not self.proc.alive():
+                raise AssertionError(f"stunnel exited with {self.proc.popen.returncode}:\n{self.proc.log_text()[-3000:]}")
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_until(f"stunnel listening on 127.0.0.1:{self.port}", listening, timeout=20)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
