@@ -121,6 +121,18 @@ fn encode(c: &mut Criterion) {
                 black_box(buf.len())
             })
         });
+        // The same registry through the prometheus crate's TextEncoder (what encode_text used before), for a
+        // same-run comparison; both produce identical bytes (unit tests in src/expo.rs).
+        g.bench_function(format!("{name}_prometheus_text_encoder"), |b| {
+            b.iter(|| {
+                use prometheus::Encoder;
+                buf.clear();
+                prometheus::TextEncoder::new().encode(&reg.gather(), &mut buf).expect("encode");
+                black_box(buf.len())
+            })
+        });
+        // Where the time goes: collecting the families (registry.gather) alone.
+        g.bench_function(format!("{name}_gather_only"), |b| b.iter(|| black_box(reg.gather().len())));
     }
     g.finish();
 }

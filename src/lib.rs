@@ -11,6 +11,7 @@ pub mod decode;
 pub mod demo;
 pub mod encode;
 pub mod event;
+pub mod expo;
 pub mod generator;
 pub mod http;
 pub mod kafka;

@@ -536,10 +536,9 @@ impl Collector for ProcessCollector {
 }
 
 /// Encodes the registry in the text exposition format into `buf` (cleared first).
-pub fn encode_text(registry: &Registry, buf: &mut Vec<u8>) -> Result<(), prometheus::Error> {
-    use prometheus::Encoder;
+pub fn encode_text(registry: &Registry, buf: &mut Vec<u8>) -> Result<(), crate::expo::ExpoError> {
     buf.clear();
-    prometheus::TextEncoder::new().encode(&registry.gather(), buf)
+    crate::expo::encode(&registry.gather(), buf)
 }
 
 #[cfg(test)]
