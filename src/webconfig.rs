@@ -46,7 +46,33 @@ impl fmt::Display for WebConfigError {
 impl std::error::Error for WebConfigError {}
 
 fn err_at(line: usize, msg: impl fmt::Display) -> WebConfigError {
-    WebConfigError(format!("line {line}: {msg}"))
+    WebConfigError(redact_hashes(&format!("line {line}: {msg}")))
+}
+
+/// Masks everything that starts like a bcrypt hash (`$2a$`, `$2b$`, `$2x$`, `$2y$` and the run of bcrypt
+/// characters after it). Error messages quote keys and values to say what is wrong; on a malformed line a hash
+/// can end up inside a "key" (found by the `webconfig` fuzz target), and no message may ever carry one.
+fn redact_hashes(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 3 < b.len() {
+        if b[i] == b'$' && b[i + 1] == b'2' && matches!(b[i + 2], b'a' | b'b' | b'x' | b'y') && b[i + 3] == b'$' {
+            let mut j = i + 4;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'.' | b'/' | b'$')) {
+                j += 1;
+            }
+            out.push_str(&s[copied..i]);
+            out.push_str("<redacted>");
+            copied = j;
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&s[copied..]);
+    out
 }
 
 /// exporter-toolkit's `client_auth_type` values (Go's `tls.ClientAuthType`).
@@ -167,7 +193,8 @@ impl WebConfig {
                 names.join(", ")
             )
         };
-        format!("{tls}, {auth}")
+        // Paths and user names are the operator's text; like error messages, the line never carries a hash.
+        redact_hashes(&format!("{tls}, {auth}"))
     }
 
     /// The files this config reads besides itself.
@@ -397,7 +424,10 @@ pub fn is_bcrypt_hash(h: &str) -> bool {
         && b[1] == b'2'
         && matches!(b[2], b'a' | b'b' | b'x' | b'y')
         && b[3] == b'$'
-        && h[4..6].parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
+        // Bytes, not `&h[4..6]`: that slice panics when a multi-byte character straddles it (fuzz finding).
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && (4..=31).contains(&((b[4] - b'0') * 10 + (b[5] - b'0')))
         && b[6] == b'$'
         && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
 }
@@ -823,6 +853,33 @@ impl WebState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_never_carry_a_hash_even_inside_a_malformed_key() {
+        // Reduced from the webconfig fuzz target's first finding: a line whose "key" swallowed a hash.
+        let h = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+        let text = format!("basic_auth_users\u{19}x\"client_ca {h} # c\": \"{h}\"\n  carol: {h}\n");
+        let e = parse(&text, Path::new("/")).unwrap_err().to_string();
+        assert!(!e.contains(h) && !e.contains("$2y$"), "{e}");
+        assert!(e.starts_with("line 2: ") && e.contains("<redacted>"), "{e}");
+        assert_eq!(redact_hashes("a $2b$04$abc/def. b $2c$ $2y$"), "a <redacted> b $2c$ <redacted>");
+        assert_eq!(redact_hashes("no hash: caf\u{e9} $2"), "no hash: caf\u{e9} $2");
+        // Third finding: a 60-byte value with a multi-byte character where the cost goes panicked.
+        assert!(!is_bcrypt_hash("$2y$1\u{41a}QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"));
+        assert!(parse(
+            "basic_auth_users:\n  bob: \"$2y$1\u{41a}QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\"\n",
+            Path::new("/")
+        )
+        .is_err());
+        assert!(
+            is_bcrypt_hash(h)
+                && !is_bcrypt_hash(&h.replace("$10$", "$32$"))
+                && !is_bcrypt_hash(&h.replace("$10$", "$03$"))
+        );
+        // Second finding: a file name holding a hash reached the summary that check-config prints.
+        let cfg = parse(&format!("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: \"ca {h}\"\n"), Path::new("/d")).unwrap();
+        assert_eq!(cfg.summary(), "TLS on (cert_file=/d/s.crt, client_auth_type=RequireAndVerifyClientCert, client_ca_file=/d/ca <redacted>), basic auth off");
+    }
 
     const HASH: &str = "$2y$04$8wCHDkh5RTIdG3VkS4dVieKl6gXUqENvNmE3fKfGFePKcvP8ySPhW";
 

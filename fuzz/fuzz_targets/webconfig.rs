@@ -1,0 +1,47 @@
+//! The `--web.config.file` side of src/webconfig.rs: the YAML-subset parser and the `Authorization: Basic`
+//! header decoder (the bcrypt check itself is a library call costing ~50 ms, far too slow to fuzz).
+//!
+//! The first byte picks what the rest is: even → the text of a web config file, odd → a header value.
+//! Findings: a panic; a parse error whose message repeats a bcrypt hash of the input (errors name the line
+//! and key, never a hash); a summary of an accepted config that contains a hash; a decoded header that does
+//! not round-trip (`Basic base64(user:password)` must give back the same user and password).
+#![no_main]
+
+use std::path::Path;
+
+use base64::Engine as _;
+use dashflow_prometheus_exporter::webconfig::{is_bcrypt_hash, parse, parse_basic_auth};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let Ok(text) = std::str::from_utf8(rest) else { return };
+    if mode % 2 == 0 {
+        let hashes: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ':')
+            .filter(|t| is_bcrypt_hash(t))
+            .collect();
+        match parse(text, Path::new("/nonexistent/web")) {
+            Ok(cfg) => {
+                let summary = cfg.summary();
+                for h in &hashes {
+                    assert!(!summary.contains(h), "summary repeats a hash: {summary:?}");
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(!msg.is_empty(), "an error says what is wrong");
+                for h in &hashes {
+                    assert!(!msg.contains(h), "error repeats a hash: {msg:?}");
+                }
+            }
+        }
+    } else if let Some((user, password)) = parse_basic_auth(text) {
+        assert!(!user.contains(&b':'), "the user name ends at the first colon");
+        let mut raw = user.clone();
+        raw.push(b':');
+        raw.extend_from_slice(&password);
+        let again = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&raw));
+        assert_eq!(parse_basic_auth(&again), Some((user, password)), "round trip of {text:?}");
+    }
+});
