@@ -1,11 +1,17 @@
 //! The HTTP side: `/metrics`, `/`, `/-/healthy`, `/-/ready` over tiny_http, behind a connection gate.
 //!
-//! tiny_http parses requests on a thread per open connection and sets no socket timeouts, so an idle or slow
-//! client would hold a thread forever and enough of them would exhaust the process. The gate owns the public
-//! TCP listener: it admits at most `METRICS_MAX_CONNECTIONS` connections at once (others get an immediate
-//! 503 and are closed), and relays each admitted one to tiny_http over a private, abstract Unix socket,
-//! closing it once it has been idle for `METRICS_HTTP_TIMEOUT_SECS`. Threads stay bounded: two per admitted
-//! connection (relay + tiny_http) plus the fixed request handlers.
+//! tiny_http parses requests on a thread per open connection, sets no socket timeouts and buffers header lines
+//! of any length, so an idle, slow or endless client would hold a thread (and memory) forever and enough of
+//! them would exhaust the process. The gate owns the public TCP listener: it admits at most
+//! `METRICS_MAX_CONNECTIONS` connections at once and relays each admitted one to tiny_http over a private,
+//! abstract Unix socket. The relay closes a connection once it has been idle for `METRICS_HTTP_TIMEOUT_SECS`,
+//! when a request header is not complete `METRICS_HTTP_HEADER_TIMEOUT_SECS` after it began (slow-loris), and
+//! answers 431 to a header larger than [`MAX_HEADER_BYTES`]. At the cap, a new connection takes the slot of
+//! the connection that has been sending an incomplete header the longest (or else of one idle in keep-alive
+//! for a second or more), so clients that trickle bytes or sit idle cannot lock out a scraper; only when
+//! every slot has a request in progress does the newcomer get a 503. Threads stay bounded: one relay thread
+//! per admitted connection (joined before its slot is reused), one tiny_http pool thread per connection
+//! tiny_http is serving, plus the fixed request handlers.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -13,7 +19,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +50,7 @@ pub struct HttpServer {
     pub addr: SocketAddr,
     max_connections: usize,
     timeout: Duration,
+    header_timeout: Duration,
     active: Arc<AtomicUsize>,
 }
 
@@ -65,11 +72,77 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
         addr,
         max_connections: cfg.max_connections,
         timeout: cfg.timeout,
+        header_timeout: cfg.header_timeout,
         active: Arc::new(AtomicUsize::new(0)),
     })
 }
 
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\ntoo many connections, try again\n";
+const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nConnection: close\r\n\r\nrequest header larger than 32 KiB\n";
+
+/// Largest request header accepted: request line and header fields with their line ends. tiny_http would
+/// buffer a header line of any length; the relay stops forwarding past this and answers 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// A kept-alive connection with no request in progress may be closed to admit a new one once nothing has
+/// moved on it for this long.
+const EVICT_IDLE_AFTER_US: u64 = 1_000_000;
+
+/// How long the gate waits for an evicted connection's thread to end before it refuses the newcomer.
+const EVICT_WAIT: Duration = Duration::from_millis(500);
+
+/// `Conn::header_since` when no request header is in progress.
+const NO_HEADER: u64 = u64::MAX;
+
+/// What the relay of one admitted connection publishes for the gate, which picks a connection to close when
+/// all slots are taken.
+struct Conn {
+    /// Handles on the client socket and the socket to tiny_http: shutting both down ends the relay, also
+    /// when it is blocked writing to either.
+    tcp: TcpStream,
+    backend: UnixStream,
+    /// Microseconds (since `epoch`) when the request header now being received began (accept time for a new
+    /// connection); `NO_HEADER` when none is in progress.
+    header_since: AtomicU64,
+    /// Microseconds (since `epoch`) of the last byte moved in either direction.
+    last: AtomicU64,
+    /// A complete request header was passed on and no byte of an answer has come back since.
+    awaiting: AtomicBool,
+    /// `LIVE`, then `ENDING` (set by the relay as it ends on its own) or `EVICTED` (set by the gate), once:
+    /// each close is counted by whichever of the two set it.
+    fate: AtomicU8,
+    epoch: Instant,
+}
+
+const LIVE: u8 = 0;
+const ENDING: u8 = 1;
+const EVICTED: u8 = 2;
+
+impl Conn {
+    fn now_us(&self) -> u64 {
+        us_since(self.epoch, Instant::now())
+    }
+    fn evicted(&self) -> bool {
+        self.fate.load(Ordering::SeqCst) == EVICTED
+    }
+}
+
+/// Why a relay ended; the server's own closes are indexed like `HTTP_CLOSE_REASONS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closed {
+    IdleTimeout = 0,
+    HeaderTimeout = 1,
+    HeaderTooLarge = 2,
+    Evicted = 3,
+    /// The client or tiny_http closed, or a socket error.
+    Normal = 4,
+}
+
+/// An admitted connection: its published state and its relay thread.
+struct Admitted {
+    conn: Arc<Conn>,
+    thread: std::thread::JoinHandle<()>,
+}
 
 impl HttpServer {
     /// Connections currently admitted.
@@ -78,17 +151,33 @@ impl HttpServer {
     }
 
     /// Accepts connections until a stop is requested.
+    ///
+    /// Admission: below `max_connections` a connection is admitted. At the cap, a slot is freed by closing
+    /// (1) the connection whose incomplete request header began longest ago (a new connection counts as
+    /// beginning its header when accepted), or else (2) the kept-alive connection quiet the longest, if quiet
+    /// for at least a second; one with a request being answered is never closed. Only when no connection
+    /// qualifies does the newcomer get a 503. A client that sends a complete header at once (any scraper)
+    /// is therefore always admitted while the slots are held by clients that trickle or sit idle.
     pub fn run_gate(&self, metrics: &Metrics, life: &Lifecycle) {
         let busy_log = RateLimit::new(Duration::from_secs(10));
+        let epoch = Instant::now();
+        let mut admitted: Vec<Admitted> = Vec::with_capacity(self.max_connections);
         // Refused connections linger briefly (answer sent, write side shut) so that closing them with unread
         // request bytes does not reset the connection before the client has read the 503.
         let mut lingering: VecDeque<(TcpStream, Instant)> = VecDeque::new();
         while !life.http_stop_requested() {
             reap(&mut lingering);
+            self.reap_admitted(&mut admitted);
             match self.listener.accept() {
                 Ok((tcp, peer)) => {
-                    if self.active.load(Ordering::SeqCst) < self.max_connections {
-                        self.admit(tcp);
+                    if admitted.len() >= self.max_connections {
+                        self.evict(&mut admitted, metrics);
+                    }
+                    if admitted.len() < self.max_connections {
+                        if let Some(a) = self.admit(tcp, epoch, metrics) {
+                            admitted.push(a);
+                            self.active.store(admitted.len(), Ordering::SeqCst);
+                        }
                         continue;
                     }
                     metrics.http_rejected.inc();
@@ -106,7 +195,8 @@ impl HttpServer {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    wait_readable(&self.listener, if lingering.is_empty() { 200 } else { 20 })
+                    let busy = !lingering.is_empty() || admitted.len() >= self.max_connections;
+                    wait_readable(&self.listener, if busy { 20 } else { 200 })
                 }
                 Err(e) => {
                     debug!("http accept: {e}");
@@ -116,24 +206,102 @@ impl HttpServer {
         }
     }
 
-    fn admit(&self, tcp: TcpStream) {
+    /// Joins the relay threads that have ended.
+    fn reap_admitted(&self, admitted: &mut Vec<Admitted>) {
+        let mut i = 0;
+        while i < admitted.len() {
+            if admitted[i].thread.is_finished() {
+                let _ = admitted.swap_remove(i).thread.join();
+            } else {
+                i += 1;
+            }
+        }
+        self.active.store(admitted.len(), Ordering::SeqCst);
+    }
+
+    /// Closes one connection by the admission policy (see `run_gate`), counts it, and waits (briefly) for
+    /// its thread to end, which frees its slot.
+    fn evict(&self, admitted: &mut Vec<Admitted>, metrics: &Metrics) {
+        let Some(first) = admitted.first() else { return };
+        let now = first.conn.now_us();
+        let live = || admitted.iter().enumerate().filter(|(_, a)| a.conn.fate.load(Ordering::SeqCst) == LIVE);
+        let slow_header = live()
+            .map(|(i, a)| (i, a.conn.header_since.load(Ordering::SeqCst)))
+            .filter(|(_, since)| *since != NO_HEADER)
+            .min_by_key(|(_, since)| *since)
+            .map(|(i, _)| i);
+        let victim = slow_header.or_else(|| {
+            live()
+                .filter(|(_, a)| {
+                    !a.conn.awaiting.load(Ordering::SeqCst)
+                        && a.conn.header_since.load(Ordering::SeqCst) == NO_HEADER
+                        && now.saturating_sub(a.conn.last.load(Ordering::SeqCst)) >= EVICT_IDLE_AFTER_US
+                })
+                .min_by_key(|(_, a)| a.conn.last.load(Ordering::SeqCst))
+                .map(|(i, _)| i)
+        });
+        let Some(i) = victim else { return };
+        let conn = &admitted[i].conn;
+        // Unless the relay is ending on its own already (then it frees the slot anyway, and counts why).
+        if conn.fate.compare_exchange(LIVE, EVICTED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            metrics.http_closed[Closed::Evicted as usize].inc();
+            let _ = conn.tcp.shutdown(Shutdown::Both);
+            // The write side only: the relay still waits for tiny_http to close its side.
+            let _ = conn.backend.shutdown(Shutdown::Write);
+        }
+        let deadline = Instant::now() + EVICT_WAIT;
+        while !admitted[i].thread.is_finished() {
+            if Instant::now() >= deadline {
+                return; // still counted as admitted; the newcomer is refused
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = admitted.swap_remove(i).thread.join();
+        self.active.store(admitted.len(), Ordering::SeqCst);
+    }
+
+    fn admit(&self, tcp: TcpStream, epoch: Instant, metrics: &Metrics) -> Option<Admitted> {
         let backend = match UnixStream::connect_addr(&self.backend) {
             Ok(b) => b,
             Err(e) => {
                 error!("http: cannot reach the request handler: {e}");
-                return;
+                return None;
             }
         };
-        let active = self.active.clone();
-        active.fetch_add(1, Ordering::SeqCst);
-        let timeout = self.timeout;
-        let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
-            relay(tcp, backend, timeout);
-            active.fetch_sub(1, Ordering::SeqCst);
+        let handles = tcp.try_clone().and_then(|t| Ok((t, backend.try_clone()?)));
+        let (tcp_handle, backend_handle) = match handles {
+            Ok(h) => h,
+            Err(e) => {
+                error!("http: cannot keep a handle on a connection: {e}");
+                return None;
+            }
+        };
+        let now = us_since(epoch, Instant::now());
+        let conn = Arc::new(Conn {
+            tcp: tcp_handle,
+            backend: backend_handle,
+            header_since: AtomicU64::new(now),
+            last: AtomicU64::new(now),
+            awaiting: AtomicBool::new(false),
+            fate: AtomicU8::new(LIVE),
+            epoch,
         });
-        if let Err(e) = spawned {
-            self.active.fetch_sub(1, Ordering::SeqCst);
-            error!("http: cannot start a connection thread: {e}");
+        let (idle, header) = (self.timeout, self.header_timeout);
+        let closed = metrics.http_closed.clone();
+        let state = conn.clone();
+        let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
+            let why = relay(tcp, backend, &state, idle, header);
+            // An eviction is counted by the gate, which decided it.
+            if !matches!(why, Closed::Normal | Closed::Evicted) {
+                closed[why as usize].inc();
+            }
+        });
+        match spawned {
+            Ok(thread) => Some(Admitted { conn, thread }),
+            Err(e) => {
+                error!("http: cannot start a connection thread: {e}");
+                None
+            }
         }
     }
 }
@@ -163,9 +331,63 @@ fn wait_readable(fd: &impl AsRawFd, ms: i32) {
     unsafe { libc::poll(&mut p, 1, ms) };
 }
 
-/// Copies bytes both ways between the client and tiny_http until both sides are done, or nothing moved for
-/// `idle`.
-fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration) {
+/// Finds request header ends (`CRLF CRLF`) in the client's byte stream, without buffering it. Bytes after a
+/// header end begin the next request's header (only GET and HEAD are served: no request has a body).
+struct HeaderScan {
+    /// When the header in progress began; `None` between requests.
+    since: Option<Instant>,
+    bytes: usize,
+    /// How much of `\r\n\r\n` the last bytes matched.
+    matched: u8,
+}
+
+/// What a chunk of client bytes did.
+struct Scanned {
+    /// How many bytes of the chunk may be passed on (fewer than all only when the header grew too large:
+    /// up to the end of the last complete header).
+    forward: usize,
+    completed: bool,
+    too_large: bool,
+}
+
+impl HeaderScan {
+    fn feed(&mut self, chunk: &[u8], now: Instant) -> Scanned {
+        let mut out = Scanned { forward: chunk.len(), completed: false, too_large: false };
+        let mut last_end = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            if self.since.is_none() {
+                *self = HeaderScan { since: Some(now), bytes: 0, matched: 0 };
+            }
+            self.bytes += 1;
+            self.matched = match (self.matched, b) {
+                (0 | 2, b'\r') | (1 | 3, b'\n') => self.matched + 1,
+                (_, b'\r') => 1,
+                _ => 0,
+            };
+            if self.bytes > MAX_HEADER_BYTES {
+                out.forward = last_end;
+                out.too_large = true;
+                return out;
+            }
+            if self.matched == 4 {
+                self.since = None;
+                out.completed = true;
+                last_end = i + 1;
+            }
+        }
+        out
+    }
+}
+
+fn us_since(epoch: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(epoch).as_micros() as u64
+}
+
+/// Copies bytes both ways between the client and tiny_http until both sides are done; ends early when
+/// nothing moved for `idle`, when a request header is not complete `header_timeout` after it began (or
+/// after the connection was accepted), when a header exceeds `MAX_HEADER_BYTES` (answered with 431), or
+/// when the gate evicts the connection.
+fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, header_timeout: Duration) -> Closed {
     let _ = tcp.set_nonblocking(false);
     let _ = tcp.set_write_timeout(Some(idle));
     let _ = backend.set_write_timeout(Some(idle));
@@ -174,39 +396,71 @@ fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut client_open = true;
     let mut server_open = true;
+    let accepted = conn.epoch + Duration::from_micros(conn.header_since.load(Ordering::SeqCst));
+    let mut scan = HeaderScan { since: Some(accepted), bytes: 0, matched: 0 };
     let mut last = Instant::now();
-    while server_open {
+    let why = loop {
+        if !server_open {
+            break Closed::Normal;
+        }
+        if conn.evicted() {
+            break Closed::Evicted;
+        }
         let mut fds = [
             libc::pollfd { fd: tcp.as_raw_fd(), events: if client_open { libc::POLLIN } else { 0 }, revents: 0 },
             libc::pollfd { fd: backend.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
-        let left = idle.saturating_sub(last.elapsed());
-        if left.is_zero() {
-            break;
+        let idle_left = idle.saturating_sub(last.elapsed());
+        if idle_left.is_zero() {
+            break Closed::IdleTimeout;
         }
+        let header_left = match scan.since {
+            Some(t) if client_open => (t + header_timeout).saturating_duration_since(Instant::now()),
+            _ => Duration::MAX,
+        };
+        if header_left.is_zero() {
+            break Closed::HeaderTimeout;
+        }
+        let left = idle_left.min(header_left);
         // SAFETY: two valid pollfds for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().min(i32::MAX as u128) as i32) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
         if n < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            break;
+            break Closed::Normal;
         }
         if n == 0 {
-            continue; // re-check the idle budget
+            continue; // re-check the budgets
         }
         let ready = |f: &libc::pollfd| f.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
         if client_open && ready(&fds[0]) {
             match client.read(&mut buf) {
                 Ok(0) | Err(_) => {
+                    if conn.evicted() {
+                        break Closed::Evicted;
+                    }
                     client_open = false;
+                    scan.since = None;
+                    conn.header_since.store(NO_HEADER, Ordering::SeqCst);
                     let _ = backend.shutdown(Shutdown::Write);
                 }
                 Ok(k) => {
-                    if server.write_all(&buf[..k]).is_err() {
-                        break;
-                    }
                     last = Instant::now();
+                    let s = scan.feed(&buf[..k], last);
+                    if s.forward > 0 && server.write_all(&buf[..s.forward]).is_err() {
+                        break Closed::Normal;
+                    }
+                    if s.completed {
+                        conn.awaiting.store(true, Ordering::SeqCst);
+                    }
+                    let since = scan.since.map_or(NO_HEADER, |t| us_since(conn.epoch, t));
+                    conn.header_since.store(since, Ordering::SeqCst);
+                    conn.last.store(us_since(conn.epoch, last), Ordering::SeqCst);
+                    if s.too_large {
+                        refuse_too_large(&tcp, &backend, &mut buf, idle);
+                        break Closed::HeaderTooLarge;
+                    }
                 }
             }
         }
@@ -214,16 +468,52 @@ fn relay(tcp: TcpStream, backend: UnixStream, idle: Duration) {
             match server.read(&mut buf) {
                 Ok(0) | Err(_) => server_open = false,
                 Ok(k) => {
+                    conn.awaiting.store(false, Ordering::SeqCst);
                     if client.write_all(&buf[..k]).is_err() {
-                        break;
+                        break Closed::Normal;
                     }
                     last = Instant::now();
+                    conn.last.store(us_since(conn.epoch, last), Ordering::SeqCst);
                 }
             }
         }
-    }
+    };
     let _ = tcp.shutdown(Shutdown::Both);
-    let _ = backend.shutdown(Shutdown::Both);
+    // Wait (up to a second) for tiny_http to close its side, so that its pool thread for this connection is
+    // free again before the gate gives the slot to another connection.
+    let _ = backend.shutdown(Shutdown::Write);
+    let _ = backend.set_read_timeout(Some(Duration::from_secs(1)));
+    while let Ok(1..) = server.read(&mut buf) {}
+    match conn.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => why,
+        Err(_) => Closed::Evicted,
+    }
+}
+
+/// After a header grew past `MAX_HEADER_BYTES`: passes on what tiny_http still answers to earlier requests,
+/// then answers 431 and closes; the client's further bytes are read and dropped for up to a second so that
+/// it can read the answer (closing with unread bytes would reset the connection).
+fn refuse_too_large(tcp: &TcpStream, backend: &UnixStream, buf: &mut [u8], idle: Duration) {
+    let _ = backend.shutdown(Shutdown::Write);
+    let _ = backend.set_read_timeout(Some(idle));
+    let (mut client, mut server) = (tcp, backend);
+    while let Ok(k) = server.read(buf) {
+        if k == 0 || client.write_all(&buf[..k]).is_err() {
+            break;
+        }
+    }
+    let _ = client.write_all(TOO_LARGE);
+    let _ = tcp.shutdown(Shutdown::Write);
+    let until = Instant::now() + Duration::from_secs(1);
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(100)));
+    while Instant::now() < until {
+        match client.read(buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
 }
 
 fn header(k: &str, v: &str) -> Header {
@@ -327,6 +617,55 @@ fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons_index_the_metric_labels() {
+        use crate::metrics::HTTP_CLOSE_REASONS;
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::IdleTimeout as usize], "idle_timeout");
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::HeaderTimeout as usize], "header_timeout");
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::HeaderTooLarge as usize], "header_too_large");
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::Evicted as usize], "evicted");
+        assert_eq!(Closed::Normal as usize, HTTP_CLOSE_REASONS.len());
+    }
+
+    fn fresh() -> HeaderScan {
+        HeaderScan { since: None, bytes: 0, matched: 0 }
+    }
+
+    #[test]
+    fn header_ends_are_found_across_chunks_and_pipelined() {
+        let t = Instant::now();
+        let mut s = fresh();
+        let r = s.feed(b"GET / HTTP/1.1\r\nHost: x\r", t);
+        assert_eq!((r.forward, r.completed, r.too_large), (24, false, false));
+        assert_eq!(s.since, Some(t));
+        let r = s.feed(b"\n\r", t);
+        assert!(!r.completed);
+        let r = s.feed(b"\nGET /a HTTP/1.1\r\n\r\nGET", t);
+        assert_eq!((r.forward, r.completed, r.too_large), (23, true, false));
+        assert_eq!(s.since, Some(t), "the third request has begun");
+        assert_eq!(s.bytes, 3);
+        // Bare LFs do not end a header (tiny_http needs CRLF), and "\r\r\n\r\n" still does.
+        let mut s = fresh();
+        assert!(!s.feed(b"GET / HTTP/1.1\n\n", t).completed);
+        assert!(s.feed(b"\r\r\n\r\n", t).completed);
+        assert_eq!(s.since, None);
+    }
+
+    #[test]
+    fn header_larger_than_the_limit_stops_after_the_last_complete_one() {
+        let t = Instant::now();
+        let mut s = fresh();
+        let mut chunk = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+        chunk.extend(std::iter::repeat_n(b'a', MAX_HEADER_BYTES + 1));
+        let r = s.feed(&chunk, t);
+        assert_eq!((r.forward, r.completed, r.too_large), (18, true, true), "only the complete request goes on");
+        let mut s = fresh();
+        let r = s.feed(&vec![b'a'; MAX_HEADER_BYTES], t);
+        assert_eq!((r.forward, r.too_large), (MAX_HEADER_BYTES, false), "at the limit is still fine");
+        let r = s.feed(b"b", t);
+        assert_eq!((r.forward, r.too_large), (0, true));
+    }
 
     #[test]
     fn gzip_negotiation() {
