@@ -59,6 +59,10 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let err = |e: Box<dyn std::error::Error + Send + Sync>| BindError { addr, source: e };
     let listener = TcpListener::bind(addr).map_err(|e| err(Box::new(e)))?;
+    // A longer accept queue than std's 128: under a connection flood a scraper's SYN that finds the queue
+    // full is dropped and retried only a second later. (The kernel caps it at net.core.somaxconn.)
+    // SAFETY: listen(2) on the listener's own socket, which is already listening; only the backlog changes.
+    unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_BACKLOG) };
     let addr = listener.local_addr().map_err(|e| err(Box::new(e)))?;
     listener.set_nonblocking(true).map_err(|e| err(Box::new(e)))?;
     let name = format!("dashflow-prometheus-exporter/{}/{}", std::process::id(), addr.port());
@@ -76,6 +80,8 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
         active: Arc::new(AtomicUsize::new(0)),
     })
 }
+
+const ACCEPT_BACKLOG: i32 = 1024;
 
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\ntoo many connections, try again\n";
 const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nConnection: close\r\n\r\nrequest header larger than 32 KiB\n";
@@ -142,6 +148,8 @@ enum Closed {
 struct Admitted {
     conn: Arc<Conn>,
     thread: std::thread::JoinHandle<()>,
+    /// Disconnected when the relay thread is done.
+    done: crossbeam_channel::Receiver<()>,
 }
 
 impl HttpServer {
@@ -249,12 +257,8 @@ impl HttpServer {
             // The write side only: the relay still waits for tiny_http to close its side.
             let _ = conn.backend.shutdown(Shutdown::Write);
         }
-        let deadline = Instant::now() + EVICT_WAIT;
-        while !admitted[i].thread.is_finished() {
-            if Instant::now() >= deadline {
-                return; // still counted as admitted; the newcomer is refused
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        if let Err(crossbeam_channel::RecvTimeoutError::Timeout) = admitted[i].done.recv_timeout(EVICT_WAIT) {
+            return; // still counted as admitted; the newcomer is refused
         }
         let _ = admitted.swap_remove(i).thread.join();
         self.active.store(admitted.len(), Ordering::SeqCst);
@@ -289,7 +293,9 @@ impl HttpServer {
         let (idle, header) = (self.timeout, self.header_timeout);
         let closed = metrics.http_closed.clone();
         let state = conn.clone();
+        let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
+            let _done = done_tx;
             let why = relay(tcp, backend, &state, idle, header);
             // An eviction is counted by the gate, which decided it.
             if !matches!(why, Closed::Normal | Closed::Evicted) {
@@ -297,7 +303,7 @@ impl HttpServer {
             }
         });
         match spawned {
-            Ok(thread) => Some(Admitted { conn, thread }),
+            Ok(thread) => Some(Admitted { conn, thread, done }),
             Err(e) => {
                 error!("http: cannot start a connection thread: {e}");
                 None
@@ -491,8 +497,8 @@ fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, heade
 }
 
 /// After a header grew past `MAX_HEADER_BYTES`: passes on what tiny_http still answers to earlier requests,
-/// then answers 431 and closes; the client's further bytes are read and dropped for up to a second so that
-/// it can read the answer (closing with unread bytes would reset the connection).
+/// then answers 431 and closes; the client's further bytes are read and dropped (up to 256 KiB or 200 ms)
+/// so that the answer is delivered before the close (which, with unread bytes, resets the connection).
 fn refuse_too_large(tcp: &TcpStream, backend: &UnixStream, buf: &mut [u8], idle: Duration) {
     let _ = backend.shutdown(Shutdown::Write);
     let _ = backend.set_read_timeout(Some(idle));
@@ -504,12 +510,14 @@ fn refuse_too_large(tcp: &TcpStream, backend: &UnixStream, buf: &mut [u8], idle:
     }
     let _ = client.write_all(TOO_LARGE);
     let _ = tcp.shutdown(Shutdown::Write);
-    let until = Instant::now() + Duration::from_secs(1);
-    let _ = tcp.set_read_timeout(Some(Duration::from_millis(100)));
-    while Instant::now() < until {
+    // Bounded: a client sending a huge header costs at most this much more reading.
+    let until = Instant::now() + Duration::from_millis(200);
+    let mut left = 256 * 1024usize;
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(20)));
+    while Instant::now() < until && left > 0 {
         match client.read(buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(k) => left = left.saturating_sub(k),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(_) => break,
         }
