@@ -84,11 +84,12 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
 const ACCEPT_BACKLOG: i32 = 1024;
 
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\ntoo many connections, try again\n";
-const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nConnection: close\r\n\r\nrequest header larger than 32 KiB\n";
+const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\nrequest header larger than 8 KiB\n";
 
 /// Largest request header accepted: request line and header fields with their line ends. tiny_http would
-/// buffer a header line of any length; the relay stops forwarding past this and answers 431.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// buffer a header line of any length (and reads it a byte at a time through a mutex); the relay stops
+/// forwarding past this and answers 431. A Prometheus scrape request is about 300 bytes.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// A kept-alive connection with no request in progress may be closed to admit a new one once nothing has
 /// moved on it for this long.
