@@ -104,10 +104,10 @@ const NO_HEADER: u64 = u64::MAX;
 /// What the relay of one admitted connection publishes for the gate, which picks a connection to close when
 /// all slots are taken.
 struct Conn {
-    /// Handles on the client socket and the socket to tiny_http: shutting both down ends the relay, also
-    /// when it is blocked writing to either.
+    /// Handles on the client socket and (once connected) the socket to tiny_http: shutting both down ends
+    /// the relay, also when it is blocked writing to either.
     tcp: TcpStream,
-    backend: UnixStream,
+    backend: std::sync::Mutex<Option<UnixStream>>,
     /// Microseconds (since `epoch`) when the request header now being received began (accept time for a new
     /// connection); `NO_HEADER` when none is in progress.
     header_since: AtomicU64,
@@ -256,7 +256,9 @@ impl HttpServer {
             metrics.http_closed[Closed::Evicted as usize].inc();
             let _ = conn.tcp.shutdown(Shutdown::Both);
             // The write side only: the relay still waits for tiny_http to close its side.
-            let _ = conn.backend.shutdown(Shutdown::Write);
+            if let Some(b) = conn.backend.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                let _ = b.shutdown(Shutdown::Write);
+            }
         }
         if let Err(crossbeam_channel::RecvTimeoutError::Timeout) = admitted[i].done.recv_timeout(EVICT_WAIT) {
             return; // still counted as admitted; the newcomer is refused
@@ -266,15 +268,7 @@ impl HttpServer {
     }
 
     fn admit(&self, tcp: TcpStream, epoch: Instant, metrics: &Metrics) -> Option<Admitted> {
-        let backend = match UnixStream::connect_addr(&self.backend) {
-            Ok(b) => b,
-            Err(e) => {
-                error!("http: cannot reach the request handler: {e}");
-                return None;
-            }
-        };
-        let handles = tcp.try_clone().and_then(|t| Ok((t, backend.try_clone()?)));
-        let (tcp_handle, backend_handle) = match handles {
+        let tcp_handle = match tcp.try_clone() {
             Ok(h) => h,
             Err(e) => {
                 error!("http: cannot keep a handle on a connection: {e}");
@@ -284,7 +278,7 @@ impl HttpServer {
         let now = us_since(epoch, Instant::now());
         let conn = Arc::new(Conn {
             tcp: tcp_handle,
-            backend: backend_handle,
+            backend: std::sync::Mutex::new(None),
             header_since: AtomicU64::new(now),
             last: AtomicU64::new(now),
             awaiting: AtomicBool::new(false),
@@ -294,10 +288,11 @@ impl HttpServer {
         let (idle, header) = (self.timeout, self.header_timeout);
         let closed = metrics.http_closed.clone();
         let state = conn.clone();
+        let handler = self.backend.clone();
         let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
             let _done = done_tx;
-            let why = relay(tcp, backend, &state, idle, header);
+            let why = relay(tcp, &handler, &state, idle, header);
             // An eviction is counted by the gate, which decided it.
             if !matches!(why, Closed::Normal | Closed::Evicted) {
                 closed[why as usize].inc();
@@ -393,13 +388,16 @@ fn us_since(epoch: Instant, t: Instant) -> u64 {
 /// Copies bytes both ways between the client and tiny_http until both sides are done; ends early when
 /// nothing moved for `idle`, when a request header is not complete `header_timeout` after it began (or
 /// after the connection was accepted), when a header exceeds `MAX_HEADER_BYTES` (answered with 431), or
-/// when the gate evicts the connection.
-fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, header_timeout: Duration) -> Closed {
+/// when the gate evicts the connection. tiny_http is only connected once the first request header is
+/// complete (until then its bytes, at most `MAX_HEADER_BYTES`, wait here): a client that never completes one
+/// costs no tiny_http thread.
+fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header_timeout: Duration) -> Closed {
     let _ = tcp.set_nonblocking(false);
     let _ = tcp.set_write_timeout(Some(idle));
-    let _ = backend.set_write_timeout(Some(idle));
     let _ = tcp.set_nodelay(true);
-    let (mut client, mut server) = (&tcp, &backend);
+    let mut client = &tcp;
+    let mut backend: Option<UnixStream> = None;
+    let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut client_open = true;
     let mut server_open = true;
@@ -415,7 +413,7 @@ fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, heade
         }
         let mut fds = [
             libc::pollfd { fd: tcp.as_raw_fd(), events: if client_open { libc::POLLIN } else { 0 }, revents: 0 },
-            libc::pollfd { fd: backend.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: backend.as_ref().map_or(-1, |b| b.as_raw_fd()), events: libc::POLLIN, revents: 0 },
         ];
         let idle_left = idle.saturating_sub(last.elapsed());
         if idle_left.is_zero() {
@@ -429,7 +427,7 @@ fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, heade
             break Closed::HeaderTimeout;
         }
         let left = idle_left.min(header_left);
-        // SAFETY: two valid pollfds for the duration of the call.
+        // SAFETY: two pollfds (a negative fd is ignored) valid for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
         if n < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
@@ -450,13 +448,33 @@ fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, heade
                     client_open = false;
                     scan.since = None;
                     conn.header_since.store(NO_HEADER, Ordering::SeqCst);
-                    let _ = backend.shutdown(Shutdown::Write);
+                    match &backend {
+                        Some(b) => {
+                            let _ = b.shutdown(Shutdown::Write);
+                        }
+                        None => break Closed::Normal, // no complete request: nothing to answer
+                    }
                 }
                 Ok(k) => {
                     last = Instant::now();
                     let s = scan.feed(&buf[..k], last);
-                    if s.forward > 0 && server.write_all(&buf[..s.forward]).is_err() {
-                        break Closed::Normal;
+                    if backend.is_none() && s.completed {
+                        match connect_handler(handler, conn, idle) {
+                            Some(b) => backend = Some(b),
+                            None => break Closed::Normal,
+                        }
+                    }
+                    match backend.as_ref() {
+                        Some(mut b) => {
+                            if !pending.is_empty() && b.write_all(&std::mem::take(&mut pending)).is_err() {
+                                break Closed::Normal;
+                            }
+                            if s.forward > 0 && b.write_all(&buf[..s.forward]).is_err() {
+                                break Closed::Normal;
+                            }
+                        }
+                        // At most MAX_HEADER_BYTES: no header has ended since the accept.
+                        None => pending.extend_from_slice(&buf[..s.forward]),
                     }
                     if s.completed {
                         conn.awaiting.store(true, Ordering::SeqCst);
@@ -465,14 +483,14 @@ fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, heade
                     conn.header_since.store(since, Ordering::SeqCst);
                     conn.last.store(us_since(conn.epoch, last), Ordering::SeqCst);
                     if s.too_large {
-                        refuse_too_large(&tcp, &backend, &mut buf, idle);
+                        refuse_too_large(&tcp, backend.as_ref(), &mut buf, idle);
                         break Closed::HeaderTooLarge;
                     }
                 }
             }
         }
-        if ready(&fds[1]) {
-            match server.read(&mut buf) {
+        if let Some(mut b) = backend.as_ref().filter(|_| ready(&fds[1])) {
+            match b.read(&mut buf) {
                 Ok(0) | Err(_) => server_open = false,
                 Ok(k) => {
                     conn.awaiting.store(false, Ordering::SeqCst);
@@ -486,27 +504,51 @@ fn relay(tcp: TcpStream, backend: UnixStream, conn: &Conn, idle: Duration, heade
         }
     };
     let _ = tcp.shutdown(Shutdown::Both);
-    // Wait (up to a second) for tiny_http to close its side, so that its pool thread for this connection is
-    // free again before the gate gives the slot to another connection.
-    let _ = backend.shutdown(Shutdown::Write);
-    let _ = backend.set_read_timeout(Some(Duration::from_secs(1)));
-    while let Ok(1..) = server.read(&mut buf) {}
+    if let Some(mut b) = backend.as_ref() {
+        // Wait (up to a second) for tiny_http to close its side, so that its pool thread for this connection
+        // is free again before the gate gives the slot to another connection.
+        let _ = b.shutdown(Shutdown::Write);
+        let _ = b.set_read_timeout(Some(Duration::from_secs(1)));
+        while let Ok(1..) = b.read(&mut buf) {}
+    }
     match conn.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) => why,
         Err(_) => Closed::Evicted,
     }
 }
 
+/// Connects to tiny_http and leaves the gate a handle on the socket (to end a relay blocked writing to it).
+fn connect_handler(handler: &UnixAddr, conn: &Conn, idle: Duration) -> Option<UnixStream> {
+    let b = match UnixStream::connect_addr(handler) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("http: cannot reach the request handler: {e}");
+            return None;
+        }
+    };
+    let _ = b.set_write_timeout(Some(idle));
+    match b.try_clone() {
+        Ok(h) => *conn.backend.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
+        Err(e) => {
+            error!("http: cannot keep a handle on a connection: {e}");
+            return None;
+        }
+    }
+    Some(b)
+}
+
 /// After a header grew past `MAX_HEADER_BYTES`: passes on what tiny_http still answers to earlier requests,
 /// then answers 431 and closes; the client's further bytes are read and dropped (up to 256 KiB or 200 ms)
 /// so that the answer is delivered before the close (which, with unread bytes, resets the connection).
-fn refuse_too_large(tcp: &TcpStream, backend: &UnixStream, buf: &mut [u8], idle: Duration) {
-    let _ = backend.shutdown(Shutdown::Write);
-    let _ = backend.set_read_timeout(Some(idle));
-    let (mut client, mut server) = (tcp, backend);
-    while let Ok(k) = server.read(buf) {
-        if k == 0 || client.write_all(&buf[..k]).is_err() {
-            break;
+fn refuse_too_large(tcp: &TcpStream, backend: Option<&UnixStream>, buf: &mut [u8], idle: Duration) {
+    let mut client = tcp;
+    if let Some(mut server) = backend {
+        let _ = server.shutdown(Shutdown::Write);
+        let _ = server.set_read_timeout(Some(idle));
+        while let Ok(k) = server.read(buf) {
+            if k == 0 || client.write_all(&buf[..k]).is_err() {
+                break;
+            }
         }
     }
     let _ = client.write_all(TOO_LARGE);
