@@ -55,6 +55,7 @@ settings! {
     "METRICS_MAX_CONNECTIONS", "metrics-max-connections", Some("64"), false, "Most HTTP connections open at once; more get 503 (1..=10000)";
     "METRICS_HTTP_TIMEOUT_SECS", "metrics-http-timeout-secs", Some("10"), false, "An HTTP connection idle this many seconds is closed (1..=300)";
     "METRICS_HTTP_HEADER_TIMEOUT_SECS", "metrics-http-header-timeout-secs", Some("5"), false, "A request header not complete this many seconds after its first byte (or after the connection opened) closes the connection (1..=300)";
+    "WEB_CONFIG_FILE", "web.config.file", None, false, "TLS and basic auth for the HTTP endpoints: a Prometheus exporter-toolkit web config file (YAML: tls_server_config, basic_auth_users); re-read when it or its certificate files change";
     "METRICS_SHUTDOWN_LINGER_SECS", "metrics-shutdown-linger-secs", Some("0"), false, "After a graceful stop has drained and committed, keep serving /metrics this many seconds (/-/ready is 503) so a last scrape sees every applied event (0..=60)";
     "DASHSTREAM_MAX_PAYLOAD_BYTES", "dashstream-max-payload-bytes", Some("10485760"), false, "Largest record (and largest decompressed record) accepted, in bytes (1024..=1073741824)";
     "PROMETHEUS_SESSION_TIMEOUT_SECS", "prometheus-session-timeout-secs", Some("300"), false, "Idle seconds after which a session is closed and its turns observed (1..=604800)";
@@ -345,6 +346,10 @@ pub struct HttpConfig {
     /// Time allowed to receive a complete request header (from its first byte, or from accept).
     pub header_timeout: Duration,
     pub shutdown_linger: Duration,
+    /// `--web.config.file`: checked at start-up (parsed, certificates loaded); loaded again by `http::bind`.
+    pub web_config_file: Option<PathBuf>,
+    /// What the web config turns on (TLS, client auth, user names; never a hash), for logs and `check-config`.
+    pub web_summary: Option<String>,
 }
 
 /// The validated configuration of the daemon.
@@ -676,6 +681,17 @@ impl Config {
         let shutdown_linger = Duration::from_secs(v.integer::<u64>("METRICS_SHUTDOWN_LINGER_SECS", 0, 60));
         let http_timeout = v.integer::<u64>("METRICS_HTTP_TIMEOUT_SECS", 1, 300);
         let header_timeout = v.integer::<u64>("METRICS_HTTP_HEADER_TIMEOUT_SECS", 1, 300);
+        let (web_config_file, web_summary) = match v.optional("WEB_CONFIG_FILE") {
+            None => (None, None),
+            Some(p) => match crate::webconfig::load_file(std::path::Path::new(&p)) {
+                Ok(loaded) => (Some(PathBuf::from(&p)), Some(loaded.config.summary())),
+                Err(e) => {
+                    let (_, o) = v.value("WEB_CONFIG_FILE").unwrap_or_default_pair();
+                    v.fail("WEB_CONFIG_FILE", &p, o, format!("expected a valid exporter-toolkit web config: {e}"));
+                    (None, None)
+                }
+            },
+        };
         let max_payload_bytes = v.integer::<usize>("DASHSTREAM_MAX_PAYLOAD_BYTES", 1024, 1 << 30);
         let session_timeout = v.integer::<u64>("PROMETHEUS_SESSION_TIMEOUT_SECS", 1, 604_800);
         let session_max_tracked = v.integer::<usize>("PROMETHEUS_SESSION_MAX_TRACKED", 1, 10_000_000);
@@ -730,6 +746,8 @@ impl Config {
                 timeout: Duration::from_secs(http_timeout),
                 header_timeout: Duration::from_secs(header_timeout),
                 shutdown_linger,
+                web_config_file,
+                web_summary,
             },
             max_payload_bytes,
             session_timeout: Duration::from_secs(session_timeout),

@@ -12,6 +12,14 @@
 //! every slot has a request in progress does the newcomer get a 503. Threads stay bounded: one relay thread
 //! per admitted connection (joined before its slot is reused), one tiny_http pool thread per connection
 //! tiny_http is serving, plus the fixed request handlers.
+//!
+//! With `--web.config.file` ([`crate::webconfig`]) the relay terminates TLS (client certificates checked per
+//! `client_auth_type`) and the request handlers demand basic auth. The header scanner, its deadline and the
+//! size limit then apply to the decrypted bytes, before tiny_http (and so before any 401) sees them. The TLS
+//! handshake counts against the first request's header deadline (which runs from the accept), and must also
+//! finish within `METRICS_HTTP_TIMEOUT_SECS`: whichever is shorter. A connection still in its handshake is an
+//! incomplete header for eviction. At the cap with no connection to evict, a TLS newcomer is closed without
+//! an answer (a plaintext 503 would be a handshake error to it anyway).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -23,12 +31,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
+use openssl::ssl::{ErrorCode, HandshakeError, SslAcceptor, SslStream};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::config::HttpConfig;
 use crate::metrics::{encode_text, Metrics};
 use crate::shutdown::{Lifecycle, RateLimit};
+use crate::webconfig::{check_basic_auth, WebState};
 
 /// Exactly what the Prometheus text format 0.0.4 asks for.
 pub const CONTENT_TYPE_METRICS: &str = "text/plain; version=0.0.4";
@@ -40,11 +50,24 @@ pub struct BindError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// The request side: tiny_http and the web config (basic auth users) the handlers check.
+pub struct Backend {
+    pub server: Server,
+    pub web: Option<Arc<WebState>>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
 /// The bound HTTP side: the public listener (gate) and tiny_http behind it.
 pub struct HttpServer {
     /// Never dropped: tiny_http's `Drop` unwraps a filesystem path and panics on an abstract socket address.
     /// Its accept thread ends with the process.
-    pub server: std::mem::ManuallyDrop<Server>,
+    pub server: std::mem::ManuallyDrop<Backend>,
     listener: TcpListener,
     backend: UnixAddr,
     pub addr: SocketAddr,
@@ -58,6 +81,14 @@ pub struct HttpServer {
 pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let err = |e: Box<dyn std::error::Error + Send + Sync>| BindError { addr, source: e };
+    let web = match &cfg.web_config_file {
+        None => None,
+        Some(path) => {
+            let state = WebState::new(path).map_err(|e| err(Box::new(e)))?;
+            info!("web config {}: {}", path.display(), state.current().config.summary());
+            Some(Arc::new(state))
+        }
+    };
     let listener = TcpListener::bind(addr).map_err(|e| err(Box::new(e)))?;
     // A longer accept queue than std's 128: under a connection flood a scraper's SYN that finds the queue
     // full is dropped and retried only a second later. (The kernel caps it at net.core.somaxconn.)
@@ -70,7 +101,7 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let unix = UnixListener::bind_addr(&backend).map_err(|e| err(Box::new(e)))?;
     let server = Server::from_listener(unix, None).map_err(err)?;
     Ok(HttpServer {
-        server: std::mem::ManuallyDrop::new(server),
+        server: std::mem::ManuallyDrop::new(Backend { server, web }),
         listener,
         backend,
         addr,
@@ -166,9 +197,13 @@ impl HttpServer {
     /// beginning its header when accepted), or else (2) the kept-alive connection quiet the longest, if quiet
     /// for at least a second; one with a request being answered is never closed. Only when no connection
     /// qualifies does the newcomer get a 503. A client that sends a complete header at once (any scraper)
-    /// is therefore always admitted while the slots are held by clients that trickle or sit idle.
+    /// is therefore always admitted while the slots are held by clients that trickle or sit idle. With TLS on,
+    /// a refused newcomer is closed without the (plaintext) 503.
     pub fn run_gate(&self, metrics: &Metrics, life: &Lifecycle) {
         let busy_log = RateLimit::new(Duration::from_secs(10));
+        if let Some(Err(e)) = self.server.web.as_ref().map(|w| w.register(&metrics.registry)) {
+            warn!("web config metrics not registered: {e}");
+        }
         let epoch = Instant::now();
         let mut admitted: Vec<Admitted> = Vec::with_capacity(self.max_connections);
         // Refused connections linger briefly (answer sent, write side shut) so that closing them with unread
@@ -195,7 +230,10 @@ impl HttpServer {
                     }
                     if tcp.set_nonblocking(true).is_ok() {
                         drain(&tcp);
-                        let _ = (&tcp).write(BUSY);
+                        // A TLS client could not read a plaintext answer: it just sees the connection close.
+                        if !self.tls_on() {
+                            let _ = (&tcp).write(BUSY);
+                        }
                         let _ = tcp.shutdown(Shutdown::Write);
                         if lingering.len() >= 1024 {
                             lingering.pop_front();
@@ -213,6 +251,11 @@ impl HttpServer {
                 }
             }
         }
+    }
+
+    /// Whether the web config in force terminates TLS (it may change when the file is re-read).
+    fn tls_on(&self) -> bool {
+        self.server.web.as_ref().is_some_and(|w| w.current().acceptor.is_some())
     }
 
     /// Joins the relay threads that have ended.
@@ -289,10 +332,11 @@ impl HttpServer {
         let closed = metrics.http_closed.clone();
         let state = conn.clone();
         let handler = self.backend.clone();
+        let web = self.server.web.clone();
         let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
             let _done = done_tx;
-            let why = relay(tcp, &handler, &state, idle, header);
+            let why = relay(tcp, &handler, &state, idle, header, web.as_deref());
             // An eviction is counted by the gate, which decided it.
             if !matches!(why, Closed::Normal | Closed::Evicted) {
                 closed[why as usize].inc();
@@ -385,23 +429,197 @@ fn us_since(epoch: Instant, t: Instant) -> u64 {
     t.saturating_duration_since(epoch).as_micros() as u64
 }
 
+/// The client side of a relayed connection: plain TCP, or TLS over it. The socket is non-blocking.
+enum Client {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+}
+
+impl Client {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Client::Plain(t) => t,
+            Client::Tls(s) => s.get_ref(),
+        }
+    }
+    /// Decrypted bytes already buffered (poll(2) cannot see them).
+    fn pending(&self) -> usize {
+        match self {
+            Client::Plain(_) => 0,
+            Client::Tls(s) => s.ssl().pending(),
+        }
+    }
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Plain(t) => t.read(buf),
+            Client::Tls(s) => s.read(buf),
+        }
+    }
+    /// Writes everything or fails; waits for the socket at most until `deadline`.
+    fn write_all(&mut self, mut data: &[u8], deadline: Instant) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let r = match self {
+                Client::Plain(t) => t.write(data),
+                Client::Tls(s) => s.write(data),
+            };
+            match r {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !wait_until(self.tcp(), libc::POLLOUT, deadline) {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    /// Ends the sending side: TLS close_notify (best effort), then a TCP FIN.
+    fn shutdown_write(&mut self) {
+        if let Client::Tls(s) = self {
+            let _ = s.shutdown();
+        }
+        let _ = self.tcp().shutdown(Shutdown::Write);
+    }
+    fn close(mut self) {
+        self.shutdown_write();
+        let _ = self.tcp().shutdown(Shutdown::Both);
+    }
+}
+
+/// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
+fn wait_until(fd: &impl AsRawFd, events: libc::c_short, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Why a TLS handshake did not complete.
+enum HandshakeEnd {
+    TimedOut,
+    Failed(String),
+}
+
+/// The server side of the TLS handshake on a non-blocking socket, all of it before `deadline`. An eviction
+/// (the gate shuts the socket down) ends it as a failure at once.
+fn tls_accept(acceptor: &SslAcceptor, tcp: TcpStream, deadline: Instant) -> Result<SslStream<TcpStream>, HandshakeEnd> {
+    let mut attempt = acceptor.accept(tcp);
+    loop {
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(HandshakeError::WouldBlock(mid)) => {
+                let events = if mid.error().code() == ErrorCode::WANT_WRITE { libc::POLLOUT } else { libc::POLLIN };
+                if !wait_until(mid.get_ref(), events, deadline) {
+                    return Err(HandshakeEnd::TimedOut);
+                }
+                attempt = mid.handshake();
+            }
+            Err(HandshakeError::SetupFailure(e)) => return Err(HandshakeEnd::Failed(format!("TLS setup failed: {e}"))),
+            Err(HandshakeError::Failure(mid)) => {
+                let verify = mid.ssl().verify_result();
+                let why = if verify != openssl::x509::X509VerifyResult::OK {
+                    format!("{} (client certificate: {})", mid.error(), verify.error_string())
+                } else {
+                    mid.error().to_string()
+                };
+                return Err(HandshakeEnd::Failed(format!("TLS handshake failed: {why}")));
+            }
+        }
+    }
+}
+
 /// Copies bytes both ways between the client and tiny_http until both sides are done; ends early when
 /// nothing moved for `idle`, when a request header is not complete `header_timeout` after it began (or
 /// after the connection was accepted), when a header exceeds `MAX_HEADER_BYTES` (answered with 431), or
 /// when the gate evicts the connection. tiny_http is only connected once the first request header is
 /// complete (until then its bytes, at most `MAX_HEADER_BYTES`, wait here): a client that never completes one
-/// costs no tiny_http thread.
-fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header_timeout: Duration) -> Closed {
-    let _ = tcp.set_nonblocking(false);
-    let _ = tcp.set_write_timeout(Some(idle));
+/// costs no tiny_http thread. With TLS (`web` has an acceptor) the handshake comes first, within the first
+/// header's deadline and `idle`, and the scanner sees the decrypted bytes.
+fn relay(
+    tcp: TcpStream,
+    handler: &UnixAddr,
+    conn: &Conn,
+    idle: Duration,
+    header_timeout: Duration,
+    web: Option<&WebState>,
+) -> Closed {
+    let why = relay_until_closed(tcp, handler, conn, idle, header_timeout, web);
+    match conn.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => why,
+        Err(_) => Closed::Evicted,
+    }
+}
+
+fn relay_until_closed(
+    tcp: TcpStream,
+    handler: &UnixAddr,
+    conn: &Conn,
+    idle: Duration,
+    header_timeout: Duration,
+    web: Option<&WebState>,
+) -> Closed {
     let _ = tcp.set_nodelay(true);
-    let mut client = &tcp;
+    if tcp.set_nonblocking(true).is_err() {
+        let _ = tcp.shutdown(Shutdown::Both);
+        return Closed::Normal;
+    }
+    let accepted = conn.epoch + Duration::from_micros(conn.header_since.load(Ordering::SeqCst));
+    let mut client = match web.and_then(|w| w.current().acceptor.clone()) {
+        None => Client::Plain(tcp),
+        Some(acceptor) => {
+            let peer = tcp.peer_addr().ok();
+            // The handshake is part of the first request's header time (the deadline runs from the accept).
+            let deadline = accepted + header_timeout.min(idle);
+            match tls_accept(&acceptor, tcp, deadline) {
+                Ok(s) => Client::Tls(Box::new(s)),
+                Err(end) => {
+                    // The gate's handle keeps the socket open until the thread is joined: close it now.
+                    let _ = conn.tcp.shutdown(Shutdown::Both);
+                    if conn.evicted() {
+                        return Closed::Evicted;
+                    }
+                    if let Some(w) = web {
+                        w.tls_failures.inc();
+                    }
+                    let peer = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
+                    return match end {
+                        HandshakeEnd::TimedOut if header_timeout <= idle => {
+                            debug!("http: {peer}: TLS handshake not finished within {header_timeout:?}");
+                            Closed::HeaderTimeout
+                        }
+                        HandshakeEnd::TimedOut => {
+                            debug!("http: {peer}: TLS handshake not finished within {idle:?}");
+                            Closed::IdleTimeout
+                        }
+                        HandshakeEnd::Failed(e) => {
+                            debug!("http: {peer}: {e}");
+                            Closed::Normal
+                        }
+                    };
+                }
+            }
+        }
+    };
+    let fd = client.tcp().as_raw_fd();
     let mut backend: Option<UnixStream> = None;
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut client_open = true;
     let mut server_open = true;
-    let accepted = conn.epoch + Duration::from_micros(conn.header_since.load(Ordering::SeqCst));
     let mut scan = HeaderScan { since: Some(accepted), bytes: 0, matched: 0 };
     let mut last = Instant::now();
     let why = loop {
@@ -412,7 +630,9 @@ fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header
             break Closed::Evicted;
         }
         let mut fds = [
-            libc::pollfd { fd: tcp.as_raw_fd(), events: if client_open { libc::POLLIN } else { 0 }, revents: 0 },
+            // Once the client is done, poll(2) ignores its socket (a negative fd): a hung-up socket would
+            // otherwise report POLLHUP at once, over and over, while tiny_http finishes.
+            libc::pollfd { fd: if client_open { fd } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: backend.as_ref().map_or(-1, |b| b.as_raw_fd()), events: libc::POLLIN, revents: 0 },
         ];
         let idle_left = idle.saturating_sub(last.elapsed());
@@ -426,22 +646,30 @@ fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header
         if header_left.is_zero() {
             break Closed::HeaderTimeout;
         }
-        let left = idle_left.min(header_left);
+        // Decrypted bytes OpenSSL already holds are read without waiting.
+        let buffered = client_open && client.pending() > 0;
+        let wait = if buffered { 0 } else { idle_left.min(header_left).as_millis().clamp(1, i32::MAX as u128) as i32 };
         // SAFETY: two pollfds (a negative fd is ignored) valid for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, wait) };
         if n < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
             break Closed::Normal;
         }
-        if n == 0 {
+        if n == 0 && !buffered {
             continue; // re-check the budgets
         }
         let ready = |f: &libc::pollfd| f.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
-        if client_open && ready(&fds[0]) {
-            match client.read(&mut buf) {
-                Ok(0) | Err(_) => {
+        if client_open && (buffered || ready(&fds[0])) {
+            let got = match client.read(&mut buf) {
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => None,
+                Ok(0) | Err(_) => Some(0),
+                Ok(k) => Some(k),
+            };
+            match got {
+                None => {} // a partial TLS record: wait for the rest
+                Some(0) => {
                     if conn.evicted() {
                         break Closed::Evicted;
                     }
@@ -455,7 +683,7 @@ fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header
                         None => break Closed::Normal, // no complete request: nothing to answer
                     }
                 }
-                Ok(k) => {
+                Some(k) => {
                     last = Instant::now();
                     let s = scan.feed(&buf[..k], last);
                     if backend.is_none() && s.completed {
@@ -483,7 +711,7 @@ fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header
                     conn.header_since.store(since, Ordering::SeqCst);
                     conn.last.store(us_since(conn.epoch, last), Ordering::SeqCst);
                     if s.too_large {
-                        refuse_too_large(&tcp, backend.as_ref(), &mut buf, idle);
+                        refuse_too_large(&mut client, backend.as_ref(), &mut buf, idle);
                         break Closed::HeaderTooLarge;
                     }
                 }
@@ -494,7 +722,7 @@ fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header
                 Ok(0) | Err(_) => server_open = false,
                 Ok(k) => {
                     conn.awaiting.store(false, Ordering::SeqCst);
-                    if client.write_all(&buf[..k]).is_err() {
+                    if client.write_all(&buf[..k], Instant::now() + idle).is_err() {
                         break Closed::Normal;
                     }
                     last = Instant::now();
@@ -503,7 +731,7 @@ fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header
             }
         }
     };
-    let _ = tcp.shutdown(Shutdown::Both);
+    client.close();
     if let Some(mut b) = backend.as_ref() {
         // Wait (up to a second) for tiny_http to close its side, so that its pool thread for this connection
         // is free again before the gate gives the slot to another connection.
@@ -511,10 +739,7 @@ fn relay(tcp: TcpStream, handler: &UnixAddr, conn: &Conn, idle: Duration, header
         let _ = b.set_read_timeout(Some(Duration::from_secs(1)));
         while let Ok(1..) = b.read(&mut buf) {}
     }
-    match conn.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) => why,
-        Err(_) => Closed::Evicted,
-    }
+    why
 }
 
 /// Connects to tiny_http and leaves the gate a handle on the socket (to end a relay blocked writing to it).
@@ -538,30 +763,35 @@ fn connect_handler(handler: &UnixAddr, conn: &Conn, idle: Duration) -> Option<Un
 }
 
 /// After a header grew past `MAX_HEADER_BYTES`: passes on what tiny_http still answers to earlier requests,
-/// then answers 431 and closes; the client's further bytes are read and dropped (up to 256 KiB or 200 ms)
-/// so that the answer is delivered before the close (which, with unread bytes, resets the connection).
-fn refuse_too_large(tcp: &TcpStream, backend: Option<&UnixStream>, buf: &mut [u8], idle: Duration) {
-    let mut client = tcp;
+/// then answers 431 (over TLS when the connection is TLS) and closes; the client's further bytes are read
+/// and dropped undecrypted (up to 256 KiB or 200 ms) so that the answer is delivered before the close
+/// (which, with unread bytes, resets the connection).
+fn refuse_too_large(client: &mut Client, backend: Option<&UnixStream>, buf: &mut [u8], idle: Duration) {
     if let Some(mut server) = backend {
         let _ = server.shutdown(Shutdown::Write);
         let _ = server.set_read_timeout(Some(idle));
         while let Ok(k) = server.read(buf) {
-            if k == 0 || client.write_all(&buf[..k]).is_err() {
+            if k == 0 || client.write_all(&buf[..k], Instant::now() + idle).is_err() {
                 break;
             }
         }
     }
-    let _ = client.write_all(TOO_LARGE);
-    let _ = tcp.shutdown(Shutdown::Write);
+    let _ = client.write_all(TOO_LARGE, Instant::now() + idle);
+    client.shutdown_write();
     // Bounded: a client sending a huge header costs at most this much more reading.
     let until = Instant::now() + Duration::from_millis(200);
     let mut left = 256 * 1024usize;
-    let _ = tcp.set_read_timeout(Some(Duration::from_millis(20)));
-    while Instant::now() < until && left > 0 {
-        match client.read(buf) {
+    let mut tcp = client.tcp();
+    while left > 0 {
+        match tcp.read(buf) {
             Ok(0) => break,
             Ok(k) => left = left.saturating_sub(k),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !wait_until(tcp, libc::POLLIN, until) {
+                    break;
+                }
+            }
             Err(_) => break,
         }
     }
@@ -584,11 +814,11 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 }
 
 /// Answers requests until a stop is requested.
-pub fn serve(server: &Server, metrics: &Metrics, life: &Lifecycle) {
+pub fn serve(server: &Backend, metrics: &Metrics, life: &Lifecycle) {
     let mut buf = Vec::with_capacity(64 * 1024);
     while !life.http_stop_requested() {
         match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => handle(req, metrics, life, &mut buf),
+            Ok(Some(req)) => handle(req, server.web.as_deref(), metrics, life, &mut buf),
             Ok(None) => {}
             Err(e) => {
                 error!("http server: {e}");
@@ -610,7 +840,21 @@ fn landing_page() -> String {
     )
 }
 
-fn handle(req: Request, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
+fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
+    if let Some(web) = web {
+        let current = web.current();
+        let auth = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
+        if !check_basic_auth(auth, &current.config.users, &web.cache) {
+            web.auth_failures.inc();
+            let resp = Response::from_string("Unauthorized\n")
+                .with_status_code(401)
+                .with_header(header("WWW-Authenticate", "Basic"));
+            if let Err(e) = req.respond(resp) {
+                debug!("http response not sent: {e}");
+            }
+            return;
+        }
+    }
     let path = req.url().split('?').next().unwrap_or("").to_string();
     let known = matches!(path.as_str(), "/" | "/metrics" | "/-/healthy" | "/-/ready");
     let resp = if !known {

@@ -22,6 +22,7 @@ pub mod notify;
 pub mod sessions;
 pub mod shutdown;
 pub mod tools;
+pub mod webconfig;
 pub mod wire;
 
 /// Types generated from `proto/dashstream.proto`.

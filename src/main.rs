@@ -233,6 +233,9 @@ fn check_config(m: &ArgMatches) -> i32 {
     for line in described {
         println!("{line}");
     }
+    if let (Some(path), Some(summary)) = (&cfg.http.web_config_file, &cfg.http.web_summary) {
+        println!("web config {}: {summary}", path.display());
+    }
     println!("librdkafka consumer properties:");
     let props = cfg.kafka.consumer_properties();
     for (k, v) in KafkaConfig::masked(&props) {
