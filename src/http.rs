@@ -150,6 +150,8 @@ struct Conn {
     /// each close is counted by whichever of the two set it.
     fate: AtomicU8,
     epoch: Instant,
+    /// `dashstream_exporter_http_connections_closed_total`, indexed like `HTTP_CLOSE_REASONS`.
+    closed: [prometheus::IntCounter; crate::metrics::HTTP_CLOSE_REASONS.len()],
 }
 
 const LIVE: u8 = 0;
@@ -162,6 +164,20 @@ impl Conn {
     }
     fn evicted(&self) -> bool {
         self.fate.load(Ordering::SeqCst) == EVICTED
+    }
+    /// Settles, once, why the relay ends (unless the gate evicted it first) and counts it, before the client
+    /// sees the close: a client that has seen it can read the counter. An eviction is counted by the gate,
+    /// which decided it.
+    fn settle(&self, why: Closed) -> Closed {
+        match self.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                if !matches!(why, Closed::Normal | Closed::Evicted) {
+                    self.closed[why as usize].inc();
+                }
+                why
+            }
+            Err(_) => Closed::Evicted,
+        }
     }
 }
 
@@ -327,20 +343,16 @@ impl HttpServer {
             awaiting: AtomicBool::new(false),
             fate: AtomicU8::new(LIVE),
             epoch,
+            closed: metrics.http_closed.clone(),
         });
         let (idle, header) = (self.timeout, self.header_timeout);
-        let closed = metrics.http_closed.clone();
         let state = conn.clone();
         let handler = self.backend.clone();
         let web = self.server.web.clone();
         let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
             let _done = done_tx;
-            let why = relay(tcp, &handler, &state, idle, header, web.as_deref());
-            // An eviction is counted by the gate, which decided it.
-            if !matches!(why, Closed::Normal | Closed::Evicted) {
-                closed[why as usize].inc();
-            }
+            relay(tcp, &handler, &state, idle, header, web.as_deref());
         });
         match spawned {
             Ok(thread) => Some(Admitted { conn, thread, done }),
@@ -548,23 +560,8 @@ fn tls_accept(acceptor: &SslAcceptor, tcp: TcpStream, deadline: Instant) -> Resu
 /// when the gate evicts the connection. tiny_http is only connected once the first request header is
 /// complete (until then its bytes, at most `MAX_HEADER_BYTES`, wait here): a client that never completes one
 /// costs no tiny_http thread. With TLS (`web` has an acceptor) the handshake comes first, within the first
-/// header's deadline and `idle`, and the scanner sees the decrypted bytes.
+/// header's deadline and `idle`, and the scanner sees the decrypted bytes. Returns why it ended (counted).
 fn relay(
-    tcp: TcpStream,
-    handler: &UnixAddr,
-    conn: &Conn,
-    idle: Duration,
-    header_timeout: Duration,
-    web: Option<&WebState>,
-) -> Closed {
-    let why = relay_until_closed(tcp, handler, conn, idle, header_timeout, web);
-    match conn.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) => why,
-        Err(_) => Closed::Evicted,
-    }
-}
-
-fn relay_until_closed(
     tcp: TcpStream,
     handler: &UnixAddr,
     conn: &Conn,
@@ -574,8 +571,9 @@ fn relay_until_closed(
 ) -> Closed {
     let _ = tcp.set_nodelay(true);
     if tcp.set_nonblocking(true).is_err() {
+        let why = conn.settle(Closed::Normal);
         let _ = tcp.shutdown(Shutdown::Both);
-        return Closed::Normal;
+        return why;
     }
     let accepted = conn.epoch + Duration::from_micros(conn.header_since.load(Ordering::SeqCst));
     let mut client = match web.and_then(|w| w.current().acceptor.clone()) {
@@ -587,16 +585,8 @@ fn relay_until_closed(
             match tls_accept(&acceptor, tcp, deadline) {
                 Ok(s) => Client::Tls(Box::new(s)),
                 Err(end) => {
-                    // The gate's handle keeps the socket open until the thread is joined: close it now.
-                    let _ = conn.tcp.shutdown(Shutdown::Both);
-                    if conn.evicted() {
-                        return Closed::Evicted;
-                    }
-                    if let Some(w) = web {
-                        w.tls_failures.inc();
-                    }
                     let peer = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
-                    return match end {
+                    let why = match end {
                         HandshakeEnd::TimedOut if header_timeout <= idle => {
                             debug!("http: {peer}: TLS handshake not finished within {header_timeout:?}");
                             Closed::HeaderTimeout
@@ -610,6 +600,14 @@ fn relay_until_closed(
                             Closed::Normal
                         }
                     };
+                    // An evicted handshake (the gate shut the socket down) is no TLS failure.
+                    let why = conn.settle(why);
+                    if let (Some(w), false) = (web, why == Closed::Evicted) {
+                        w.tls_failures.inc();
+                    }
+                    // The gate's handle keeps the socket open until the thread is joined: close it now.
+                    let _ = conn.tcp.shutdown(Shutdown::Both);
+                    return why;
                 }
             }
         }
@@ -622,6 +620,8 @@ fn relay_until_closed(
     let mut server_open = true;
     let mut scan = HeaderScan { since: Some(accepted), bytes: 0, matched: 0 };
     let mut last = Instant::now();
+    // Set when the reason was settled inside the loop (before the 431 went out).
+    let mut settled = None;
     let why = loop {
         if !server_open {
             break Closed::Normal;
@@ -711,8 +711,12 @@ fn relay_until_closed(
                     conn.header_since.store(since, Ordering::SeqCst);
                     conn.last.store(us_since(conn.epoch, last), Ordering::SeqCst);
                     if s.too_large {
-                        refuse_too_large(&mut client, backend.as_ref(), &mut buf, idle);
-                        break Closed::HeaderTooLarge;
+                        let why = conn.settle(Closed::HeaderTooLarge);
+                        settled = Some(why);
+                        if why == Closed::HeaderTooLarge {
+                            refuse_too_large(&mut client, backend.as_ref(), &mut buf, idle);
+                        }
+                        break why;
                     }
                 }
             }
@@ -731,6 +735,7 @@ fn relay_until_closed(
             }
         }
     };
+    let why = settled.unwrap_or_else(|| conn.settle(why));
     client.close();
     if let Some(mut b) = backend.as_ref() {
         // Wait (up to a second) for tiny_http to close its side, so that its pool thread for this connection
