@@ -54,6 +54,7 @@ settings! {
     "METRICS_HTTP_THREADS", "metrics-http-threads", Some("2"), false, "Threads answering HTTP requests (1..=16)";
     "METRICS_MAX_CONNECTIONS", "metrics-max-connections", Some("64"), false, "Most HTTP connections open at once; more get 503 (1..=10000)";
     "METRICS_HTTP_TIMEOUT_SECS", "metrics-http-timeout-secs", Some("10"), false, "An HTTP connection idle this many seconds is closed (1..=300)";
+    "METRICS_HTTP_HEADER_TIMEOUT_SECS", "metrics-http-header-timeout-secs", Some("5"), false, "A request header not complete this many seconds after its first byte (or after the connection opened) closes the connection (1..=300)";
     "WEB_CONFIG_FILE", "web.config.file", None, false, "TLS and basic auth for the HTTP endpoints: a Prometheus exporter-toolkit web config file (YAML: tls_server_config, basic_auth_users); re-read when it or its certificate files change";
     "METRICS_SHUTDOWN_LINGER_SECS", "metrics-shutdown-linger-secs", Some("0"), false, "After a graceful stop has drained and committed, keep serving /metrics this many seconds (/-/ready is 503) so a last scrape sees every applied event (0..=60)";
     "DASHSTREAM_MAX_PAYLOAD_BYTES", "dashstream-max-payload-bytes", Some("10485760"), false, "Largest record (and largest decompressed record) accepted, in bytes (1024..=1073741824)";
@@ -342,6 +343,8 @@ pub struct HttpConfig {
     pub threads: usize,
     pub max_connections: usize,
     pub timeout: Duration,
+    /// Time allowed to receive a complete request header (from its first byte, or from accept).
+    pub header_timeout: Duration,
     pub shutdown_linger: Duration,
     /// `--web.config.file`: checked at start-up (parsed, certificates loaded); loaded again by `http::bind`.
     pub web_config_file: Option<PathBuf>,
@@ -677,6 +680,7 @@ impl Config {
         let max_connections = v.integer::<usize>("METRICS_MAX_CONNECTIONS", 1, 10_000);
         let shutdown_linger = Duration::from_secs(v.integer::<u64>("METRICS_SHUTDOWN_LINGER_SECS", 0, 60));
         let http_timeout = v.integer::<u64>("METRICS_HTTP_TIMEOUT_SECS", 1, 300);
+        let header_timeout = v.integer::<u64>("METRICS_HTTP_HEADER_TIMEOUT_SECS", 1, 300);
         let (web_config_file, web_summary) = match v.optional("WEB_CONFIG_FILE") {
             None => (None, None),
             Some(p) => match crate::webconfig::load_file(std::path::Path::new(&p)) {
@@ -740,6 +744,7 @@ impl Config {
                 threads,
                 max_connections,
                 timeout: Duration::from_secs(http_timeout),
+                header_timeout: Duration::from_secs(header_timeout),
                 shutdown_linger,
                 web_config_file,
                 web_summary,
@@ -857,6 +862,19 @@ mod tests {
             e[0].to_string(),
             "KAFKA_AUTO_OFFSET_RESET (KAFKA_AUTO_OFFSET_RESET) = \"newest\": expected one of: earliest, latest"
         );
+    }
+
+    #[test]
+    fn http_header_timeout_default_and_bounds() {
+        assert_eq!(ok(&[]).http.header_timeout, Duration::from_secs(5));
+        assert_eq!(ok(&[("METRICS_HTTP_HEADER_TIMEOUT_SECS", "30")]).http.header_timeout, Duration::from_secs(30));
+        for bad in ["0", "301", "-1", "5s"] {
+            let e = errs(&[("METRICS_HTTP_HEADER_TIMEOUT_SECS", bad)]);
+            assert_eq!(e.len(), 1, "{bad}");
+            assert_eq!(e[0].env, "METRICS_HTTP_HEADER_TIMEOUT_SECS");
+            assert_eq!(e[0].value, bad);
+            assert!(e[0].allowed.contains("1 to 300"), "{}", e[0].allowed);
+        }
     }
 
     #[test]

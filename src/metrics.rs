@@ -75,7 +75,13 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub offset_commit_errors: IntCounter,
     pub http_rejected: IntCounter,
+    /// Indexed like HTTP_CLOSE_REASONS.
+    pub http_closed: [IntCounter; HTTP_CLOSE_REASONS.len()],
 }
+
+/// Why the HTTP gate closed an admitted connection itself (label `reason` of
+/// `dashstream_exporter_http_connections_closed_total`).
+pub const HTTP_CLOSE_REASONS: [&str; 4] = ["idle_timeout", "header_timeout", "header_too_large", "evicted"];
 
 /// Building the registry failed (a bucket list the Prometheus client refuses, or a name clash).
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +303,15 @@ impl Metrics {
                 "dashstream_exporter_http_connections_rejected_total",
                 "HTTP connections refused with 503 because METRICS_MAX_CONNECTIONS were open",
             )?,
+            http_closed: handles(
+                &m.counter_vec(
+                    "dashstream_exporter_http_connections_closed_total",
+                    "HTTP connections the server closed: idle too long, request header too slow or too large, \
+or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
+                    "reason",
+                )?,
+                HTTP_CLOSE_REASONS,
+            ),
             registry,
         };
         metrics.registry.register(Box::new(ProcessCollector::new()))?;

@@ -357,25 +357,84 @@ fn http_surface() {
 
 #[test]
 fn connections_beyond_the_cap_get_503_and_idle_ones_are_closed() {
+    use std::io::Write as _;
     let c = Cluster::new("conns", 1);
     let e = Exporter::start(&c, "g-conns", &[("METRICS_MAX_CONNECTIONS", "3"), ("METRICS_HTTP_TIMEOUT_SECS", "3")]);
-    let idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(e.addr()).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let r = e.get("/metrics").unwrap();
-    assert_eq!(r.status, 503, "over the cap: {}", r.text());
-    // The idle connections are closed by the server after the idle timeout...
-    for mut s in idle {
-        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    // Every 503 this test gets, to compare with the counter at the end.
+    let refused = std::cell::Cell::new(0);
+    // GET on a fresh connection until it is admitted (a 503 is counted and retried).
+    let admitted = |path: &str| {
+        let t0 = Instant::now();
+        loop {
+            let r = e.get(path).unwrap();
+            if r.status != 503 {
+                return r;
+            }
+            refused.set(refused.get() + 1);
+            assert!(t0.elapsed() < Duration::from_secs(10), "still refused after 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // A kept-alive connection whose request was just answered.
+    let hold = || {
+        let t0 = Instant::now();
+        loop {
+            let mut s = TcpStream::connect(e.addr()).unwrap();
+            s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while !got.ends_with(b"Healthy\n") && !got.ends_with(b"try again\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "answered: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            if got.ends_with(b"Healthy\n") {
+                return s;
+            }
+            refused.set(refused.get() + 1);
+            assert!(t0.elapsed() < Duration::from_secs(10), "still refused after 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Until the server closes it (idle timeout or eviction), without an answer.
+    let wait_closed = |mut s: TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut buf = [0u8; 16];
-        let start = Instant::now();
-        let n = s.read(&mut buf).unwrap_or(0);
-        assert_eq!(n, 0, "closed without an answer");
-        assert!(start.elapsed() < Duration::from_secs(6), "closed after the 3 s idle timeout");
-    }
-    // ...and then scrapes are admitted again.
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(e.get("/metrics").unwrap().status, 200);
-    assert!(e.scrape().v("dashstream_exporter_http_connections_rejected_total") >= 1.0);
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            other => panic!("expected the server to close the connection, got {other:?}"),
+        }
+    };
+    // Three kept-alive connections just answered hold the cap: one answered less than 1 s ago is not given up
+    // for a newcomer (an incomplete or never-sent request would be: see tests/hostile_http.rs). On a loaded
+    // machine more than 1 s may pass between the first answer and the newcomer; then the gate rightly evicts
+    // the quietest connection and the newcomer is answered. Then all three are left to be closed by the
+    // server and the test tries again.
+    let mut attempts = 0;
+    let idle = loop {
+        attempts += 1;
+        assert!(attempts <= 10, "the cap never held: every newcomer evicted a connection");
+        let held: Vec<TcpStream> = (0..3).map(|_| hold()).collect();
+        let r = e.get("/metrics").unwrap();
+        if r.status == 503 {
+            refused.set(refused.get() + 1);
+            break held;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        held.into_iter().for_each(wait_closed);
+    };
+    // The idle connections are closed by the server after the idle timeout, without an answer...
+    idle.into_iter().for_each(wait_closed);
+    // ...and then scrapes are admitted again (once the gate has joined the closed connections' threads).
+    assert_eq!(admitted("/metrics").status, 200);
+    let s = e.scrape();
+    assert_eq!(s.v("dashstream_exporter_http_connections_rejected_total"), refused.get() as f64);
+    // Each held connection was closed by the server exactly once, for one of these two reasons; the last three
+    // (held while a newcomer was refused: none evictable) by the idle timeout.
+    let idle_closed = s.v("dashstream_exporter_http_connections_closed_total{reason=\"idle_timeout\"}");
+    let evicted = s.v("dashstream_exporter_http_connections_closed_total{reason=\"evicted\"}");
+    assert_eq!(idle_closed + evicted, 3.0 * attempts as f64, "idle {idle_closed}, evicted {evicted}");
+    assert!(idle_closed >= 3.0, "idle {idle_closed}");
 }
 
 #[test]

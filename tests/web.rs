@@ -561,3 +561,129 @@ fn invalid_web_config_exits_2_naming_the_file_and_key_and_check_config_shows_no_
     assert!(stdout.contains(&format!("WEB_CONFIG_FILE={cfg_s} (flag)")), "{stdout}");
     assert!(!stdout.contains(&hash[..29]) && !stdout.contains(&hash[29..]) && !stdout.contains("PRIVATE"), "{stdout}");
 }
+
+/// A TLS client (server certificate verified) on a socket whose reads time out after 10 ms, for polling.
+fn tls_connect(port: u16, ca: &Path) -> openssl::ssl::SslStream<TcpStream> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(ca).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let s = b.build().connect("localhost", tcp).expect("handshake");
+    s.get_ref().set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    s
+}
+
+/// Slow-loris over TLS: connections that never start the handshake, and connections that finish it and then
+/// trickle header bytes, hold every slot; an authorized scrape over TLS still gets 200 (one of them is evicted
+/// for it), the rest are closed by the header deadline without any answer (no 401 reaches a client whose
+/// header never completes), and an oversized header without credentials gets 431, not 401.
+#[test]
+fn slow_loris_over_tls_is_closed_by_the_header_deadline_and_a_tls_scrape_still_gets_200() {
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    let (dir, _ca, cfg) = tls_setup("loris", &format!("basic_auth_users:\n  prom: {hash}\n"));
+    let ca = dir.path("ca.crt");
+    let me = Client { ca: &ca, cert: None };
+    let auth = basic("prom", "pw");
+    let creds = [("Authorization", auth.as_str())];
+    // The idle timeout is far longer than the header deadline: only the header deadline can close them.
+    let e = start(
+        &cfg,
+        &[
+            ("METRICS_MAX_CONNECTIONS", "3"),
+            ("METRICS_HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("METRICS_HTTP_TIMEOUT_SECS", "60"),
+        ],
+    );
+    wait_for("TLS answers", &e, Duration::from_secs(10), || tls_get(e.port, "/-/healthy", me, &creds).is_ok());
+    let scrape = || {
+        let (r, _) = tls_get(e.port, "/metrics", me, &creds).expect("TLS scrape");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("# TYPE dashstream_quality_monitor_queries_total counter"));
+        r.text()
+    };
+    const TLS_FAILURES: &str = "dashstream_exporter_web_tls_handshake_failures_total";
+    const AUTH_FAILURES: &str = "dashstream_exporter_web_auth_failures_total";
+    let closed = |reason: &str| format!("dashstream_exporter_http_connections_closed_total{{reason=\"{reason}\"}}");
+    let expect = |want: &[(&str, f64)]| {
+        let got = |text: &str| want.iter().map(|(name, _)| series(text, name).unwrap_or(-1.0)).collect::<Vec<_>>();
+        let values = want.iter().map(|(_, v)| *v).collect::<Vec<_>>();
+        let mut last = got(&scrape());
+        let t0 = Instant::now();
+        while last != values && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+            last = got(&scrape());
+        }
+        assert_eq!(last, values, "{want:?}");
+    };
+
+    // 1. Three connections that never send a ClientHello: mid-handshake, so evictable.
+    let mut raw: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(("127.0.0.1", e.port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300)); // let the gate admit them (no assertion on time)
+    scrape();
+    let mut buf = [0u8; 256];
+    for s in &mut raw {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Closed by the server without a byte (EOF, or a reset for the evicted one).
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "got an answer before the TLS handshake");
+    }
+    // The evicted one is not a handshake failure. (A relay counts its close just after closing the socket:
+    // wait for the counters to settle, then compare exactly.)
+    expect(&[(&closed("evicted"), 1.0), (&closed("header_timeout"), 2.0), (TLS_FAILURES, 2.0)]);
+
+    // 2. Three clients that complete the handshake, then trickle a header byte every 100 ms, never ending it.
+    let mut loris: Vec<_> = (0..3).map(|_| tls_connect(e.port, &ca)).collect();
+    let mut open = vec![true; loris.len()];
+    let mut answers = vec![Vec::new(); loris.len()];
+    let mut scraped = false;
+    let line = b"GET /metrics HTTP/1.1\r\nX-Slow: ";
+    let t0 = Instant::now();
+    let mut i = 0;
+    while open.iter().any(|o| *o) {
+        assert!(t0.elapsed() < Duration::from_secs(30), "slow TLS clients still open after 30 s");
+        for (k, s) in loris.iter_mut().enumerate() {
+            if !open[k] {
+                continue;
+            }
+            let byte = if i < line.len() { line[i] } else { b'a' };
+            if s.write_all(&[byte]).is_err() {
+                open[k] = false;
+                continue;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => open[k] = false,
+                Ok(n) => answers[k].extend_from_slice(&buf[..n]),
+                Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => open[k] = false,
+            }
+        }
+        i += 1;
+        if !scraped && i == 5 {
+            // While every slot is held by a trickling TLS client.
+            scrape();
+            scraped = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(scraped);
+    for a in &answers {
+        assert!(a.is_empty(), "a client with an incomplete header got an answer: {}", String::from_utf8_lossy(a));
+    }
+    // No incomplete header reached basic auth.
+    expect(&[(&closed("evicted"), 2.0), (&closed("header_timeout"), 4.0), (TLS_FAILURES, 2.0), (AUTH_FAILURES, 0.0)]);
+
+    // 3. An oversized header without credentials: 431 over TLS (the size limit comes before basic auth).
+    let mut s = tls_connect(e.port, &ca);
+    s.get_ref().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut big = b"GET /metrics HTTP/1.1\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    let _ = s.write_all(&big); // the server may close before it has read everything
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let r = parse_response(&raw).expect("an answer to the oversized header");
+    assert_eq!(r.status, 431, "{}", r.text());
+    // A complete request without credentials still gets 401.
+    assert_eq!(tls_get(e.port, "/metrics", me, &[]).unwrap().0.status, 401);
+    expect(&[(&closed("header_too_large"), 1.0), (AUTH_FAILURES, 1.0), (&closed("evicted"), 2.0)]);
+}
