@@ -400,9 +400,9 @@ def test_recording_rules_live(stack):
     bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
     assert not bad, bad
     exp = stack.expected()
-    assert stack.prom.value(f'job:dashstream_exporter_replicas:count{{{JOB_SEL}}}') == 1
-    assert stack.prom.value(f'job:dashstream_exporter_ready:sum{{{JOB_SEL}}}') == 1
-    assert stack.prom.value(f'job:dashstream_exporter_kafka_assigned_partitions:sum{{{JOB_SEL}}}') == s.PARTITIONS
+    stack.prom.wait_value(f'job:dashstream_exporter_replicas:count{{{JOB_SEL}}}', 1, 30)
+    stack.prom.wait_value(f'job:dashstream_exporter_ready:sum{{{JOB_SEL}}}', 1, 30)
+    stack.prom.wait_value(f'job:dashstream_exporter_kafka_assigned_partitions:sum{{{JOB_SEL}}}', s.PARTITIONS, 30)
     # the latest-value rule picks this (only) exporter's gauge
     gauge = stack.exporter.scrape().get("dashstream_quality_monitor_quality_score")
     assert stack.prom.value(f'job:dashstream_quality_monitor_quality_score:latest{{{JOB_SEL}}}') == gauge
