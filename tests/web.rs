@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, Response, BIN};
+use common::{parse_response, Exporter, Response, BIN};
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
@@ -165,19 +165,6 @@ fn start(web_config: &Path, extra: &[(&str, &str)]) -> Exporter {
         std::thread::sleep(Duration::from_millis(20));
     };
     e
-}
-
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP response: {:?}", String::from_utf8_lossy(raw))))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let headers =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    Ok(Response { status, headers, body: raw[split + 4..].to_vec() })
 }
 
 /// How a TLS client presents itself.
