@@ -13,10 +13,12 @@
 //!   like the worker does per batch.
 //! - `decode_apply/framed`: decode + normalize + apply on one thread: the exporter's own CPU cost of an
 //!   event (the "decode+apply" target).
-//! - `encode_metrics/{demo,1k,10k}`: `metrics::encode_text` of the whole registry (what a scrape costs
-//!   before HTTP and gzip); the series count (exposition lines that are not comments) is printed. 1k and
-//!   10k are reached by registering an extra `IntGaugeVec` with as many label values as needed on top of
-//!   the demo registry (see `common::registry_with_series`).
+//! - `encode_metrics/{demo,1k,10k,10k_histograms}`: `metrics::encode_text` of every family (what a scrape
+//!   costs before HTTP and gzip); the series count (exposition lines that are not comments) is printed. 1k
+//!   and 10k are reached by registering an extra labelled family (`family::Family`, like the exporter's own)
+//!   of gauges, or of latency histograms, with as many label values as needed on top of the demo registry
+//!   (see `common::registry_with_series`). `*_prometheus_text_encoder` encodes the same families through the
+//!   prometheus crate (`gather` + `TextEncoder`), for comparison in the same run.
 
 mod common;
 
@@ -28,7 +30,7 @@ use dashflow_prometheus_exporter::decode::Decoded;
 use dashflow_prometheus_exporter::event::Normalizer;
 use dashflow_prometheus_exporter::metrics::{encode_text, unix_now};
 
-use common::Kind;
+use common::{Kind, Padding};
 
 fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
@@ -110,29 +112,33 @@ fn decode_apply(c: &mut Criterion) {
 
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode_metrics");
-    for (name, target) in [("demo", 0), ("1k", 1_000), ("10k", 10_000)] {
-        let (a, n) = common::registry_with_series(target);
+    for (name, target, padding) in [
+        ("demo", 0, Padding::Gauges),
+        ("1k", 1_000, Padding::Gauges),
+        ("10k", 10_000, Padding::Gauges),
+        ("10k_histograms", 10_000, Padding::Histograms),
+    ] {
+        let (a, n) = common::registry_with_series(target, padding);
         eprintln!("encode_metrics/{name}: {n} series");
-        let reg = a.metrics().registry.clone();
+        let m = a.metrics().clone();
         let mut buf = Vec::with_capacity(1 << 20);
         g.bench_function(name, |b| {
             b.iter(|| {
-                encode_text(&reg, &mut buf).expect("encode");
+                encode_text(&m, &mut buf).expect("encode");
                 black_box(buf.len())
             })
         });
-        // The same registry through the prometheus crate's TextEncoder (what encode_text used before), for a
-        // same-run comparison; both produce identical bytes (unit tests in src/expo.rs).
+        // The same families through the prometheus crate (every family gathered into protobufs, then its
+        // TextEncoder): what encode_text cost before the labelled families wrote themselves; identical bytes
+        // (unit tests in src/metrics.rs and src/family.rs).
         g.bench_function(format!("{name}_prometheus_text_encoder"), |b| {
             b.iter(|| {
                 use prometheus::Encoder;
                 buf.clear();
-                prometheus::TextEncoder::new().encode(&reg.gather(), &mut buf).expect("encode");
+                prometheus::TextEncoder::new().encode(&m.gather_all(), &mut buf).expect("encode");
                 black_box(buf.len())
             })
         });
-        // Where the time goes: collecting the families (registry.gather) alone.
-        g.bench_function(format!("{name}_gather_only"), |b| b.iter(|| black_box(reg.gather().len())));
     }
     g.finish();
 }

@@ -135,7 +135,7 @@ fn main() {
         "series", "case", "gzip body", "p50 ms", "p99 ms", "max ms", "apply/s alone", "apply/s scraped"
     );
     for target in [0, 10_000] {
-        let (applier, series) = common::registry_with_series(target);
+        let (applier, series) = common::registry_with_series(target, common::Padding::Gauges);
         let metrics = applier.metrics().clone();
         let server = http::bind(&http_cfg).expect("bind");
         let life = Lifecycle::new();

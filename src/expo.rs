@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 
-use prometheus::proto::{LabelPair, MetricFamily, MetricType};
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// Why a family could not be written (the same checks `TextEncoder` makes).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,101 +26,125 @@ pub enum ExpoError {
 pub fn encode(families: &[MetricFamily], out: &mut Vec<u8>) -> Result<(), ExpoError> {
     let mut labels = Vec::with_capacity(256);
     for mf in families {
-        let name = mf.name();
-        if mf.get_metric().is_empty() {
-            return Err(ExpoError::Empty(name.to_string()));
-        }
-        if name.is_empty() {
-            return Err(ExpoError::NoName);
-        }
-        let kind = mf.get_field_type();
-        let kind_text = match kind {
-            MetricType::COUNTER => "counter",
-            MetricType::GAUGE => "gauge",
-            MetricType::HISTOGRAM => "histogram",
-            MetricType::SUMMARY => "summary",
-            MetricType::UNTYPED => return Err(ExpoError::Untyped(name.to_string())),
-        };
-        let help = mf.help();
-        if !help.is_empty() {
-            out.extend_from_slice(b"# HELP ");
-            out.extend_from_slice(name.as_bytes());
-            out.push(b' ');
-            escape(help.as_bytes(), false, out);
-            out.push(b'\n');
-        }
-        out.extend_from_slice(b"# TYPE ");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(kind_text.as_bytes());
-        out.push(b'\n');
-
-        for m in mf.get_metric() {
-            label_text(m.get_label(), &mut labels);
-            let ts = m.timestamp_ms();
-            let line = |out: &mut Vec<u8>, suffix: &str, extra: Option<(&str, Bound)>, value: f64| {
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(suffix.as_bytes());
-                match extra {
-                    None if labels.is_empty() => {}
-                    None => {
-                        out.extend_from_slice(&labels);
-                        out.push(b'}');
-                    }
-                    Some((key, bound)) => {
-                        if labels.is_empty() {
-                            out.push(b'{');
-                        } else {
-                            out.extend_from_slice(&labels);
-                            out.push(b',');
-                        }
-                        out.extend_from_slice(key.as_bytes());
-                        out.extend_from_slice(b"=\"");
-                        match bound {
-                            Bound::Value(v) => float(v, out),
-                            Bound::PlusInf => out.extend_from_slice(b"+Inf"),
-                        }
-                        out.extend_from_slice(b"\"}");
-                    }
-                }
-                out.push(b' ');
-                float(value, out);
-                if ts != 0 {
-                    out.push(b' ');
-                    integer(ts, out);
-                }
-                out.push(b'\n');
-            };
-            match kind {
-                MetricType::COUNTER => line(out, "", None, m.get_counter().get_value()),
-                MetricType::GAUGE => line(out, "", None, m.get_gauge().get_value()),
-                MetricType::HISTOGRAM => {
-                    let h = m.get_histogram();
-                    let mut inf_seen = false;
-                    for b in h.get_bucket() {
-                        let ub = b.upper_bound();
-                        line(out, "_bucket", Some(("le", Bound::Value(ub))), b.cumulative_count() as f64);
-                        inf_seen |= ub.is_sign_positive() && ub.is_infinite();
-                    }
-                    if !inf_seen {
-                        line(out, "_bucket", Some(("le", Bound::PlusInf)), h.get_sample_count() as f64);
-                    }
-                    line(out, "_sum", None, h.get_sample_sum());
-                    line(out, "_count", None, h.get_sample_count() as f64);
-                }
-                MetricType::SUMMARY => {
-                    let s = m.get_summary();
-                    for q in s.get_quantile() {
-                        line(out, "", Some(("quantile", Bound::Value(q.quantile()))), q.value());
-                    }
-                    line(out, "_sum", None, s.sample_sum());
-                    line(out, "_count", None, s.sample_count() as f64);
-                }
-                MetricType::UNTYPED => unreachable!("refused above"),
-            }
-        }
+        encode_family(mf, &mut labels, out)?;
     }
     Ok(())
+}
+
+/// Appends one family; `labels` is a scratch buffer.
+pub fn encode_family(mf: &MetricFamily, labels: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<(), ExpoError> {
+    let name = mf.name();
+    if mf.get_metric().is_empty() {
+        return Err(ExpoError::Empty(name.to_string()));
+    }
+    if name.is_empty() {
+        return Err(ExpoError::NoName);
+    }
+    let kind = mf.get_field_type();
+    if kind == MetricType::UNTYPED {
+        return Err(ExpoError::Untyped(name.to_string()));
+    }
+    header(name, mf.help(), kind, out);
+    for m in mf.get_metric() {
+        label_text(m.get_label(), labels);
+        metric(name, kind, labels, m, out);
+    }
+    Ok(())
+}
+
+/// The `# HELP` (when there is a help text) and `# TYPE` lines of a family.
+pub fn header(name: &str, help: &str, kind: MetricType, out: &mut Vec<u8>) {
+    let kind_text = match kind {
+        MetricType::COUNTER => "counter",
+        MetricType::GAUGE => "gauge",
+        MetricType::HISTOGRAM => "histogram",
+        MetricType::SUMMARY => "summary",
+        MetricType::UNTYPED => "untyped",
+    };
+    if !help.is_empty() {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+        escape(help.as_bytes(), false, out);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(kind_text.as_bytes());
+    out.push(b'\n');
+}
+
+/// The lines of one metric of a family of type `kind`; `labels` is its [`label_text`].
+pub fn metric(name: &str, kind: MetricType, labels: &[u8], m: &Metric, out: &mut Vec<u8>) {
+    let ts = m.timestamp_ms();
+    match kind {
+        MetricType::COUNTER => line(out, name, "", labels, None, m.get_counter().get_value(), ts),
+        MetricType::GAUGE => line(out, name, "", labels, None, m.get_gauge().get_value(), ts),
+        MetricType::HISTOGRAM => {
+            let h = m.get_histogram();
+            let mut inf_seen = false;
+            for b in h.get_bucket() {
+                let ub = b.upper_bound();
+                line(out, name, "_bucket", labels, Some(("le", Bound::Value(ub))), b.cumulative_count() as f64, ts);
+                inf_seen |= ub.is_sign_positive() && ub.is_infinite();
+            }
+            if !inf_seen {
+                line(out, name, "_bucket", labels, Some(("le", Bound::PlusInf)), h.get_sample_count() as f64, ts);
+            }
+            line(out, name, "_sum", labels, None, h.get_sample_sum(), ts);
+            line(out, name, "_count", labels, None, h.get_sample_count() as f64, ts);
+        }
+        MetricType::SUMMARY => {
+            let s = m.get_summary();
+            for q in s.get_quantile() {
+                line(out, name, "", labels, Some(("quantile", Bound::Value(q.quantile()))), q.value(), ts);
+            }
+            line(out, name, "_sum", labels, None, s.sample_sum(), ts);
+            line(out, name, "_count", labels, None, s.sample_count() as f64, ts);
+        }
+        // Refused by encode_family; the exporter never creates one.
+        MetricType::UNTYPED => {}
+    }
+}
+
+/// One sample line of a counter or gauge without timestamp: `name{labels} value`.
+pub fn value_line(name: &str, labels: &[u8], value: f64, out: &mut Vec<u8>) {
+    line(out, name, "", labels, None, value, 0);
+}
+
+fn line(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &[u8], extra: Option<(&str, Bound)>, value: f64, ts: i64) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    match extra {
+        None if labels.is_empty() => {}
+        None => {
+            out.extend_from_slice(labels);
+            out.push(b'}');
+        }
+        Some((key, bound)) => {
+            if labels.is_empty() {
+                out.push(b'{');
+            } else {
+                out.extend_from_slice(labels);
+                out.push(b',');
+            }
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"=\"");
+            match bound {
+                Bound::Value(v) => float(v, out),
+                Bound::PlusInf => out.extend_from_slice(b"+Inf"),
+            }
+            out.extend_from_slice(b"\"}");
+        }
+    }
+    out.push(b' ');
+    float(value, out);
+    if ts != 0 {
+        out.push(b' ');
+        integer(ts, out);
+    }
+    out.push(b'\n');
 }
 
 #[derive(Clone, Copy)]
@@ -129,8 +153,18 @@ enum Bound {
     PlusInf,
 }
 
+/// `{name="value"` for a metric with one label (see [`label_text`]), into `out` (cleared first).
+pub fn one_label_text(name: &str, value: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(b'{');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"=\"");
+    escape(value.as_bytes(), true, out);
+    out.push(b'"');
+}
+
 /// `{a="x",b="y"` (no closing brace, so a bucket's `le` can follow), or nothing when there are no labels.
-fn label_text(pairs: &[LabelPair], out: &mut Vec<u8>) {
+pub fn label_text(pairs: &[LabelPair], out: &mut Vec<u8>) {
     out.clear();
     let mut sep = b'{';
     for lp in pairs {
@@ -189,17 +223,20 @@ fn integer(v: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// The prometheus crate's `TextEncoder` output for `families`: what the tests compare against.
+#[cfg(test)]
+pub(crate) fn reference(families: &[MetricFamily]) -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new().encode(families, &mut buf).unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use prometheus::core::Collector;
-    use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
-
-    fn reference(families: &[MetricFamily]) -> String {
-        let mut buf = Vec::new();
-        prometheus::TextEncoder::new().encode(families, &mut buf).unwrap();
-        String::from_utf8(buf).unwrap()
-    }
+    use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
     fn ours(families: &[MetricFamily]) -> String {
         let mut buf = Vec::new();
@@ -304,10 +341,20 @@ mod tests {
                 other => panic!("the generator's records are quality events: {other:?}"),
             }
         }
-        let families = applier.metrics().registry.gather();
-        let text = ours(&families);
+        // What a scrape writes (registry gathered, labelled families from their storage) against the crate's
+        // TextEncoder over every family as protobufs.
+        let families = applier.metrics().gather_all();
+        let mut buf = Vec::new();
+        crate::metrics::encode_text(applier.metrics(), &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
         assert_eq!(text, reference(&families));
+        assert_eq!(ours(&families), text);
         assert!(text.lines().filter(|l| !l.starts_with('#')).count() > 500, "a populated registry");
+        let mut names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n, "no family name twice across the registry and the labelled families");
+        assert!(applier.metrics().families.contains("dashstream_quality_score_by_model"));
     }
 
     #[test]

@@ -888,7 +888,7 @@ fn status_page(ok: bool, yes: &str, no: &str) -> Response<std::io::Cursor<Vec<u8
 
 fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>) {
     let start = Instant::now();
-    if let Err(e) = encode_text(&metrics.registry, buf) {
+    if let Err(e) = encode_text(metrics, buf) {
         error!("encoding /metrics failed: {e}");
         let _ = req.respond(Response::from_string(format!("error encoding metrics: {e}\n")).with_status_code(500));
         return;

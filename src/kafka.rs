@@ -216,10 +216,10 @@ impl ClientContext for ExporterContext {
             let label = p.partition.to_string();
             if lag >= 0 {
                 sum += lag;
-                self.metrics.partition_lag.with_label_values(&[&label]).set(lag);
+                self.metrics.partition_lag.get(&label).set(lag);
             } else {
                 // Unknown (nothing consumed or committed yet): no series rather than a stale or made-up value.
-                let _ = self.metrics.partition_lag.remove_label_values(&[&label]);
+                self.metrics.partition_lag.remove(&label);
             }
         }
         self.metrics.consumer_lag.set(sum);
@@ -247,7 +247,7 @@ impl ConsumerContext for ExporterContext {
                 let mut stored = self.stored();
                 for p in &parts {
                     stored.remove(p);
-                    let _ = self.metrics.partition_lag.remove_label_values(&[&p.to_string()]);
+                    self.metrics.partition_lag.remove(&p.to_string());
                 }
             }
             Rebalance::Assign(tpl) => {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod encode;
 pub mod event;
 pub mod expo;
+pub mod family;
 pub mod generator;
 pub mod http;
 pub mod kafka;

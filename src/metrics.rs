@@ -10,13 +10,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{
-    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
 
 use crate::config::Buckets;
 use crate::decode::{OtherKind, ERROR_REASONS, METRIC_KEYS, OTHER_KIND_LABELS};
 use crate::event::Event;
+use crate::family::{Families, Family};
 use crate::labels::{CATEGORY_LABELS, MODEL_LABELS, PRECREATED_MODELS};
 use crate::sessions::{Closed, SessionTracker};
 
@@ -29,22 +28,27 @@ pub fn unix_now() -> f64 {
 }
 
 /// Every handle. Cloning is cheap (handles are reference counted).
+///
+/// The unlabelled families (and `dashflow_build_info`, the process metrics and the web-config counters) are
+/// in `registry`; the labelled ones are [`Family`]s in `families`, which a scrape writes without
+/// `Registry::gather` (see [`encode_text`]).
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
+    pub families: Families,
     // Data families (reference §2.1).
     pub quality_score: Gauge,
     pub queries_total: IntCounter,
     pub queries_passed: IntCounter,
     pub queries_failed: [IntCounter; 5],
     pub query_latency: Histogram,
-    pub retry_count: HistogramVec,
+    pub retry_count: Family<Histogram>,
     pub accuracy: Gauge,
     pub relevance: Gauge,
     pub completeness: Gauge,
-    pub score_by_model: HistogramVec,
-    pub queries_by_model: IntCounterVec,
-    pub latency_by_model: HistogramVec,
+    pub score_by_model: Family<Histogram>,
+    pub queries_by_model: Family<IntCounter>,
+    pub latency_by_model: Family<Histogram>,
     pub turns_by_session: Histogram,
     pub librarian_requests: IntCounter,
     pub librarian_iterations: IntGauge,
@@ -68,7 +72,7 @@ pub struct Metrics {
     /// Indexed like METRIC_KEYS; `passed` (a bool) can never be out of range and has no series.
     pub invalid_values: [Option<IntCounter>; METRIC_KEYS.len()],
     pub type_mismatch: [IntCounter; METRIC_KEYS.len()],
-    pub partition_lag: IntGaugeVec,
+    pub partition_lag: Family<IntGauge>,
     pub assigned_partitions: IntGauge,
     pub sessions_tracked: IntGauge,
     pub sessions_evicted: IntCounter,
@@ -90,6 +94,7 @@ pub struct MetricsError(#[from] prometheus::Error);
 
 struct Builder<'a> {
     r: &'a Registry,
+    f: &'a Families,
 }
 
 impl Builder<'_> {
@@ -106,25 +111,36 @@ impl Builder<'_> {
     fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
         self.reg(IntCounter::new(name, help)?)
     }
-    fn counter_vec(&self, name: &str, help: &str, label: &str) -> Result<IntCounterVec, prometheus::Error> {
-        self.reg(IntCounterVec::new(Opts::new(name, help), &[label])?)
+    fn fam<T: crate::family::Child>(&self, f: Family<T>) -> Result<Family<T>, prometheus::Error> {
+        self.f.register(f.clone()).map_err(|_| prometheus::Error::AlreadyReg)?;
+        Ok(f)
+    }
+    fn counter_vec(&self, name: &str, help: &str, label: &str) -> Result<Family<IntCounter>, prometheus::Error> {
+        self.fam(Family::counter(name, help, label)?)
     }
     fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Histogram, prometheus::Error> {
         self.reg(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?)
     }
-    fn histogram_vec(&self, name: &str, help: &str, label: &str, b: &[f64]) -> Result<HistogramVec, prometheus::Error> {
-        self.reg(HistogramVec::new(HistogramOpts::new(name, help).buckets(b.to_vec()), &[label])?)
+    fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        label: &str,
+        b: &[f64],
+    ) -> Result<Family<Histogram>, prometheus::Error> {
+        self.fam(Family::histogram(name, help, label, b)?)
     }
 }
 
-fn handles<const N: usize>(v: &IntCounterVec, labels: [&str; N]) -> [IntCounter; N] {
-    labels.map(|l| v.with_label_values(&[l]))
+fn handles<const N: usize>(v: &Family<IntCounter>, labels: [&str; N]) -> [IntCounter; N] {
+    labels.map(|l| v.get(l))
 }
 
 impl Metrics {
     pub fn new(b: &Buckets) -> Result<Metrics, MetricsError> {
         let registry = Registry::new();
-        let m = Builder { r: &registry };
+        let families = Families::default();
+        let m = Builder { r: &registry, f: &families };
 
         let build_info = m.reg(prometheus::IntGaugeVec::new(
             Opts::new("dashflow_build_info", "Build and version information (always 1)"),
@@ -146,7 +162,7 @@ impl Metrics {
         )?;
         let by_model = m.counter_vec("dashstream_queries_by_model_total", "Total queries by model", "model")?;
         for model in PRECREATED_MODELS {
-            by_model.with_label_values(&[model]);
+            by_model.get(model);
         }
         let tests =
             m.counter_vec("dashstream_librarian_tests_total", "Librarian test results derived from Kafka", "status")?;
@@ -156,7 +172,7 @@ impl Metrics {
             "error_type",
         )?;
         for t in LEGACY_ERROR_TYPES {
-            msgs_failed.with_label_values(&[t]);
+            msgs_failed.get(t);
         }
         let other_type = m.counter_vec(
             "dashstream_exporter_messages_other_type_total",
@@ -272,14 +288,12 @@ impl Metrics {
                 "Total Kafka messages received with payload=None (data loss / corruption signal)",
             )?,
             other_type: handles(&other_type, OTHER_KIND_LABELS),
-            invalid_values: METRIC_KEYS.map(|k| (k != "passed").then(|| invalid.with_label_values(&[k]))),
+            invalid_values: METRIC_KEYS.map(|k| (k != "passed").then(|| invalid.get(k))),
             type_mismatch: handles(&mismatch, METRIC_KEYS),
-            partition_lag: m.reg(IntGaugeVec::new(
-                Opts::new(
-                    "dashstream_exporter_kafka_partition_lag",
-                    "Consumer lag of one assigned partition (high watermark - next offset to apply)",
-                ),
-                &["partition"],
+            partition_lag: m.fam(Family::gauge(
+                "dashstream_exporter_kafka_partition_lag",
+                "Consumer lag of one assigned partition (high watermark - next offset to apply)",
+                "partition",
             )?)?,
             assigned_partitions: m
                 .int_gauge("dashstream_exporter_kafka_assigned_partitions", "Partitions currently assigned to this consumer")?,
@@ -313,6 +327,7 @@ or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
                 HTTP_CLOSE_REASONS,
             ),
             registry,
+            families,
         };
         metrics.registry.register(Box::new(ProcessCollector::new()))?;
         Ok(metrics)
@@ -405,18 +420,18 @@ impl Applier {
             let status = usize::from(!ev.passed);
             let retry = &m.retry_count;
             self.retry[status]
-                .get_or_insert_with(|| retry.with_label_values(&[["passed", "failed"][status]]))
+                .get_or_insert_with(|| retry.get(["passed", "failed"][status]))
                 .observe(f64::from(ev.retry_count));
         }
 
         if let Some(idx) = ev.model {
             let idx = usize::from(idx);
             let h = self.models[idx].get_or_insert_with(|| {
-                let l = [MODEL_LABELS[idx]];
+                let l = MODEL_LABELS[idx];
                 ModelHandles {
-                    score: m.score_by_model.with_label_values(&l),
-                    queries: m.queries_by_model.with_label_values(&l),
-                    latency: m.latency_by_model.with_label_values(&l),
+                    score: m.score_by_model.get(l),
+                    queries: m.queries_by_model.get(l),
+                    latency: m.latency_by_model.get(l),
                 }
             });
             h.queries.inc();
@@ -550,10 +565,20 @@ impl Collector for ProcessCollector {
     }
 }
 
-/// Encodes the registry in the text exposition format into `buf` (cleared first).
-pub fn encode_text(registry: &Registry, buf: &mut Vec<u8>) -> Result<(), crate::expo::ExpoError> {
+/// Encodes every family in the text exposition format into `buf` (cleared first): the registry's (gathered)
+/// and the labelled [`Family`]s (written from their storage), merged in name order.
+pub fn encode_text(m: &Metrics, buf: &mut Vec<u8>) -> Result<(), crate::expo::ExpoError> {
     buf.clear();
-    crate::expo::encode(&registry.gather(), buf)
+    m.families.encode_with(&m.registry.gather(), buf)
+}
+
+impl Metrics {
+    /// Every family as the prometheus crate's protobuf, in name order: what `Registry::gather` would return if
+    /// the labelled families were `MetricVec`s in the registry. The slow path, for comparing [`encode_text`]
+    /// with the crate's `TextEncoder` (tests and the encode benchmark).
+    pub fn gather_all(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.families.collect_with(self.registry.gather())
+    }
 }
 
 #[cfg(test)]
@@ -575,7 +600,7 @@ mod tests {
 
     fn text(m: &Metrics) -> String {
         let mut buf = Vec::new();
-        encode_text(&m.registry, &mut buf).unwrap();
+        encode_text(m, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()
     }
 

@@ -311,7 +311,7 @@ fn an_11_mib_record_is_refused_by_the_default_limit() {
         metrics.messages_failed[err.reason_index()].inc();
     }
     let mut buf = Vec::new();
-    encode_text(&metrics.registry, &mut buf).unwrap();
+    encode_text(&metrics, &mut buf).unwrap();
     let s = Scrape::parse(std::str::from_utf8(&buf).unwrap());
     assert_eq!(s.v("dashstream_exporter_messages_failed_total{error_type=\"payload_too_large\"}"), 3.0);
     assert_eq!(s.sum("dashstream_exporter_messages_failed_total"), 3.0);
@@ -413,7 +413,7 @@ fn a_million_distinct_session_ids_in_process_keep_the_tracker_at_its_cap() {
     let mut decoder = Decoder::new(DEFAULT_MAX_PAYLOAD);
     let mut normalizer = Normalizer::default();
     let mut buf = Vec::new();
-    encode_text(&metrics.registry, &mut buf).unwrap();
+    encode_text(&metrics, &mut buf).unwrap();
     let start_series = series_count(std::str::from_utf8(&buf).unwrap());
     let rss0 = rss();
     let now = Instant::now();
@@ -423,12 +423,12 @@ fn a_million_distinct_session_ids_in_process_keep_the_tracker_at_its_cap() {
         let Ok(Decoded::Quality(v)) = decoder.decode(&bytes) else { panic!("record {i} decodes") };
         applier.apply(&normalizer.event(&v), 1_800_000_000.0, now);
         if i == 0 {
-            encode_text(&metrics.registry, &mut buf).unwrap();
+            encode_text(&metrics, &mut buf).unwrap();
             after_first = series_count(std::str::from_utf8(&buf).unwrap());
         }
     }
     let rss1 = rss();
-    encode_text(&metrics.registry, &mut buf).unwrap();
+    encode_text(&metrics, &mut buf).unwrap();
     let text = std::str::from_utf8(&buf).unwrap();
     assert_eq!(after_first, start_series + FIRST_EVENT_SERIES);
     assert_eq!(series_count(text), after_first, "no series added by a million distinct strings");

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
 use dashflow_prometheus_exporter::decode::{Decoded, Decoder, DEFAULT_MAX_PAYLOAD};
 use dashflow_prometheus_exporter::event::{Event, Normalizer};
+use dashflow_prometheus_exporter::family::Family;
 use dashflow_prometheus_exporter::generator::{Generator, Traffic};
 use dashflow_prometheus_exporter::metrics::{encode_text, unix_now, Applier, Metrics};
 use dashflow_prometheus_exporter::sessions::SessionTracker;
-use prometheus::{IntGaugeVec, Opts};
 
 /// Records in a corpus: large enough to cycle through every model, category and application type and a few
 /// hundred sessions, small enough to stay in cache like a poll batch.
@@ -86,24 +86,50 @@ pub fn warm_up(a: &mut Applier, evs: &[Event]) {
 /// `_count` is one series, as Prometheus counts them).
 pub fn series(m: &Metrics) -> usize {
     let mut buf = Vec::new();
-    encode_text(&m.registry, &mut buf).expect("encode");
+    encode_text(m, &mut buf).expect("encode");
     buf.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count()
 }
 
+/// How `registry_with_series` pads.
+#[derive(Clone, Copy)]
+pub enum Padding {
+    /// One gauge series per label value.
+    Gauges,
+    /// Histograms with the latency buckets (each label value adds one series per bucket, +Inf, _sum, _count).
+    Histograms,
+}
+
 /// A registry as the daemon has it after the corpus (every model, category, retry status seen), padded
-/// with an extra labelled family `bench_padding_series{id="…"}` (an IntGaugeVec, one series per label
-/// value) until it holds `target` series. `target == 0` adds none (the demo's natural count).
-pub fn registry_with_series(target: usize) -> (Applier, usize) {
+/// with an extra labelled family `bench_padding_series{id="…"}`, registered like the exporter's own labelled
+/// families (`family::Family`), until it holds at least `target` series. `target == 0` adds none (the demo's
+/// natural count).
+pub fn registry_with_series(target: usize, padding: Padding) -> (Applier, usize) {
     let m = metrics();
     let mut a = applier(m.clone());
     warm_up(&mut a, &events(&corpus(Kind::Framed)));
     let base = series(&m);
     if target > base {
-        let pad = IntGaugeVec::new(Opts::new("bench_padding_series", "Padding to reach a series count"), &["id"])
-            .expect("padding family");
-        m.registry.register(Box::new(pad.clone())).expect("register padding");
-        for i in 0..target - base {
-            pad.with_label_values(&[&format!("series-{i:05}")]).set(i as i64);
+        let (name, help) = ("bench_padding_series", "Padding to reach a series count");
+        match padding {
+            Padding::Gauges => {
+                let pad = Family::gauge(name, help, "id").expect("padding family");
+                m.families.register(pad.clone()).expect("register padding");
+                for i in 0..target - base {
+                    pad.get(&format!("series-{i:05}")).set(i as i64);
+                }
+            }
+            Padding::Histograms => {
+                let buckets = Config::from_raw(&RawSettings::default()).expect("defaults").buckets.latency_ms;
+                let per = buckets.len() + 3;
+                let pad = Family::histogram(name, help, "id", &buckets).expect("padding family");
+                m.families.register(pad.clone()).expect("register padding");
+                for i in 0..(target - base).div_ceil(per) {
+                    let h = pad.get(&format!("series-{i:05}"));
+                    for k in 0..(i % 7) {
+                        h.observe((k * 97 % 5000) as f64);
+                    }
+                }
+            }
         }
     }
     let n = series(&m);
