@@ -305,6 +305,37 @@ pub const APPLICATION_TYPE_TAGS: [&str; 2] = ["application_type", "app_type"];
 const TAG_KEYS: [&str; 7] =
     ["query_id", "model", "category", "query_category", "complexity", "application_type", "app_type"];
 
+/// The index of a metric key in [`METRIC_KEYS`] (a `match`: the compiler dispatches on the length first).
+#[inline]
+fn metric_key(key: &str) -> Option<usize> {
+    Some(match key {
+        "quality_score" => K_SCORE,
+        "passed" => K_PASSED,
+        "latency_ms" => K_LATENCY,
+        "retry_count" => K_RETRY,
+        "turn_number" => K_TURN,
+        "accuracy" => K_ACCURACY,
+        "relevance" => K_RELEVANCE,
+        "completeness" => K_COMPLETENESS,
+        _ => return None,
+    })
+}
+
+/// The index of a tag key in [`TAG_KEYS`].
+#[inline]
+fn tag_key(key: &str) -> Option<usize> {
+    Some(match key {
+        "query_id" => 0,
+        "model" => 1,
+        "category" => 2,
+        "query_category" => 3,
+        "complexity" => 4,
+        "application_type" => 5,
+        "app_type" => 6,
+        _ => return None,
+    })
+}
+
 /// A metric value as far as the exporter cares: its oneof variant.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Val {
@@ -374,14 +405,14 @@ impl<'a> MetricsFields<'a> {
                 4 => {
                     Reader::expect(wire, LEN)?;
                     let (key, val) = metric_entry(r.bytes()?)?;
-                    if let Some(i) = METRIC_KEYS.iter().position(|n| *n == key) {
+                    if let Some(i) = metric_key(key) {
                         self.metrics[i] = Some(val);
                     }
                 }
                 5 => {
                     Reader::expect(wire, LEN)?;
                     let (key, val) = tag_entry(r.bytes()?)?;
-                    if let Some(i) = TAG_KEYS.iter().position(|n| *n == key) {
+                    if let Some(i) = tag_key(key) {
                         self.tags[i] = Some(val);
                     }
                 }
@@ -450,83 +481,87 @@ impl<'a> MetricsFields<'a> {
     }
 }
 
+/// Tags as written on the wire (field number << 3 | wire type) for the fields read most: matching the whole
+/// key byte at once is what the loops below do first; anything else goes through [`Reader::split_key`] and
+/// the same checks and errors as before.
+const fn tag(field: u64, wire: u8) -> u64 {
+    field << 3 | wire as u64
+}
+
 /// One `metrics` map entry: (key, value); a missing key is "", a missing value has no variant.
+#[inline]
 fn metric_entry(buf: &[u8]) -> Result<(&str, Val), WireError> {
+    const KEY: u64 = tag(1, LEN);
+    const VALUE: u64 = tag(2, LEN);
     let mut r = Reader::new(buf);
     let (mut key, mut val) = ("", Val::Other);
     while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                key = r.str()?;
-            }
-            2 => {
-                Reader::expect(wire, LEN)?;
-                metric_value(r.bytes()?, &mut val)?;
-            }
-            _ => r.skip(field, wire, 2)?,
+        match r.varint()? {
+            KEY => key = r.str()?,
+            VALUE => metric_value(r.bytes()?, &mut val)?,
+            k => match Reader::split_key(k)? {
+                (1 | 2, _) => return Err(WireError("invalid wire type")),
+                (field, wire) => r.skip(field, wire, 2)?,
+            },
         }
     }
     Ok((key, val))
 }
 
 /// Merges one occurrence of a `MetricValue` (its last oneof variant wins).
+#[inline]
 fn metric_value(buf: &[u8], val: &mut Val) -> Result<(), WireError> {
+    const INT: u64 = tag(1, VARINT);
+    const FLOAT: u64 = tag(2, FIXED64);
+    const STRING: u64 = tag(3, LEN);
+    const BOOL: u64 = tag(4, VARINT);
+    const BYTES: u64 = tag(5, LEN);
+    const UNIT: u64 = tag(6, LEN);
+    const TYPE: u64 = tag(7, VARINT);
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, VARINT)?;
-                *val = Val::Int(r.varint()? as i64);
-            }
-            2 => {
-                Reader::expect(wire, FIXED64)?;
-                *val = Val::Float(f64::from_bits(r.fixed64()?));
-            }
-            3 | 6 => {
-                Reader::expect(wire, LEN)?;
+        match r.varint()? {
+            INT => *val = Val::Int(r.varint()? as i64),
+            FLOAT => *val = Val::Float(f64::from_bits(r.fixed64()?)),
+            STRING => {
                 r.str()?;
-                if field == 3 {
-                    *val = Val::Other;
-                }
+                *val = Val::Other;
             }
-            4 => {
-                Reader::expect(wire, VARINT)?;
-                *val = Val::Bool(r.varint()? != 0);
-            }
-            5 => {
-                Reader::expect(wire, LEN)?;
+            BOOL => *val = Val::Bool(r.varint()? != 0),
+            BYTES => {
                 r.bytes()?;
                 *val = Val::Other;
             }
-            7 => {
-                Reader::expect(wire, VARINT)?;
+            UNIT => {
+                r.str()?;
+            }
+            TYPE => {
                 r.varint()?;
             }
-            _ => r.skip(field, wire, 3)?,
+            k => match Reader::split_key(k)? {
+                (1..=7, _) => return Err(WireError("invalid wire type")),
+                (field, wire) => r.skip(field, wire, 3)?,
+            },
         }
     }
     Ok(())
 }
 
 /// One `tags` map entry: (key, value), both "" when missing.
+#[inline]
 fn tag_entry(buf: &[u8]) -> Result<(&str, &str), WireError> {
+    const KEY: u64 = tag(1, LEN);
+    const VALUE: u64 = tag(2, LEN);
     let mut r = Reader::new(buf);
     let (mut key, mut val) = ("", "");
     while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                key = r.str()?;
-            }
-            2 => {
-                Reader::expect(wire, LEN)?;
-                val = r.str()?;
-            }
-            _ => r.skip(field, wire, 2)?,
+        match r.varint()? {
+            KEY => key = r.str()?,
+            VALUE => val = r.str()?,
+            k => match Reader::split_key(k)? {
+                (1 | 2, _) => return Err(WireError("invalid wire type")),
+                (field, wire) => r.skip(field, wire, 2)?,
+            },
         }
     }
     Ok((key, val))
@@ -659,6 +694,19 @@ mod tests {
         match MetricsFields::from_prost(&m).finish() {
             Decoded::Quality(v) => (v.to_event(), v.anomalies),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn key_lookups_match_the_key_tables() {
+        for (i, k) in METRIC_KEYS.iter().enumerate() {
+            assert_eq!(metric_key(k), Some(i), "{k}");
+        }
+        for (i, k) in TAG_KEYS.iter().enumerate() {
+            assert_eq!(tag_key(k), Some(i), "{k}");
+        }
+        for k in ["", "quality", "Quality_score", "passed ", "app", "model\0"] {
+            assert_eq!((metric_key(k), tag_key(k)), (None, None), "{k:?}");
         }
     }
 

@@ -41,8 +41,21 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
-    #[inline]
+    /// One varint. Nearly every varint in a record (keys, lengths, small values) is one byte: that case is
+    /// inlined, the rest is out of line.
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<u64, WireError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_slow(),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else { return Err(WireError("buffer underflow")) };
@@ -59,9 +72,15 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's (number, wire type).
-    #[inline]
+    #[inline(always)]
     pub fn key(&mut self) -> Result<(u32, u8), WireError> {
-        let k = self.varint()?;
+        Self::split_key(self.varint()?)
+    }
+
+    /// A key read as a plain varint (to match the common one-byte tags directly) into (number, wire type),
+    /// with [`Reader::key`]'s checks.
+    #[inline(always)]
+    pub fn split_key(k: u64) -> Result<(u32, u8), WireError> {
         if k > u64::from(u32::MAX) {
             return Err(WireError("invalid key value"));
         }
@@ -76,7 +95,7 @@ impl<'a> Reader<'a> {
         Ok((field, wire))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self) -> Result<&'a [u8], WireError> {
         let len = self.varint()?;
         let rest = self.buf.len() - self.pos;
@@ -88,9 +107,16 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    #[inline]
+    /// A string field: UTF-8 checked as prost checks it. Short ASCII strings (every key, unit, id and label a
+    /// producer sends in practice) are checked 8 bytes at a time inline; anything else goes to `from_utf8`.
+    #[inline(always)]
     pub fn str(&mut self) -> Result<&'a str, WireError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| WireError("invalid string value: data is not UTF-8 encoded"))
+        let b = self.bytes()?;
+        if b.len() <= 32 && is_ascii_short(b) {
+            // SAFETY: every byte is below 0x80, so the bytes are valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+        }
+        std::str::from_utf8(b).map_err(|_| WireError("invalid string value: data is not UTF-8 encoded"))
     }
 
     #[inline]
@@ -149,6 +175,20 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether `b` (at most 32 bytes) is all ASCII: OR of 8-byte words (and the tail), high bits tested once.
+#[inline(always)]
+fn is_ascii_short(b: &[u8]) -> bool {
+    let mut acc = 0u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        acc |= u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    }
+    for &x in chunks.remainder() {
+        acc |= u64::from(x);
+    }
+    acc & 0x8080_8080_8080_8080 == 0
 }
 
 /// Passes an already-hashed u64 key through (for maps keyed by [`fxhash`] values).
