@@ -13,9 +13,10 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
+use prometheus::{IntCounter, IntGauge};
 
 use crate::expo;
+use crate::hist::Hist;
 
 /// A metric type a [`Family`] can hold.
 pub trait Child: prometheus::core::Metric + Clone + Send + Sync + 'static {
@@ -38,15 +39,6 @@ impl Child for IntGauge {
     }
 }
 
-impl Child for Histogram {
-    const KIND: MetricType = MetricType::HISTOGRAM;
-    fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
-        // The crate's consistent snapshot of count, sum and buckets (one small allocation per histogram; the
-        // exporter has a few dozen).
-        expo::metric(name, MetricType::HISTOGRAM, labels, &prometheus::core::Metric::metric(self), out);
-    }
-}
-
 struct Entry<T> {
     value: String,
     labels: Vec<u8>,
@@ -56,7 +48,8 @@ struct Entry<T> {
 struct Inner<T> {
     name: String,
     help: String,
-    label: String,
+    /// `None` for a family of one unlabelled metric.
+    label: Option<String>,
     make: Box<dyn Fn() -> T + Send + Sync>,
     /// Sorted by label value, as `Registry::gather` sorts.
     children: RwLock<Vec<Entry<T>>>,
@@ -77,7 +70,7 @@ impl Family<IntCounter> {
     pub fn counter(name: &str, help: &str, label: &str) -> Result<Self, prometheus::Error> {
         let (n, h) = (name.to_string(), help.to_string());
         IntCounter::new(&n, &h)?;
-        Ok(Self::new(name, help, label, move || IntCounter::new(&n, &h).expect("checked at construction")))
+        Ok(Self::new(name, help, Some(label), move || IntCounter::new(&n, &h).expect("checked at construction")))
     }
 }
 
@@ -85,25 +78,38 @@ impl Family<IntGauge> {
     pub fn gauge(name: &str, help: &str, label: &str) -> Result<Self, prometheus::Error> {
         let (n, h) = (name.to_string(), help.to_string());
         IntGauge::new(&n, &h)?;
-        Ok(Self::new(name, help, label, move || IntGauge::new(&n, &h).expect("checked at construction")))
+        Ok(Self::new(name, help, Some(label), move || IntGauge::new(&n, &h).expect("checked at construction")))
     }
 }
 
-impl Family<Histogram> {
+impl Family<Hist> {
     pub fn histogram(name: &str, help: &str, label: &str, buckets: &[f64]) -> Result<Self, prometheus::Error> {
-        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-        Histogram::with_opts(opts.clone())?;
-        Ok(Self::new(name, help, label, move || Histogram::with_opts(opts.clone()).expect("checked at construction")))
+        Self::histogram_with(name, help, Some(label), buckets)
+    }
+
+    /// A family of one histogram without labels, and that histogram.
+    pub fn unlabelled_histogram(name: &str, help: &str, buckets: &[f64]) -> Result<(Self, Hist), prometheus::Error> {
+        let f = Self::histogram_with(name, help, None, buckets)?;
+        let h = f.get("");
+        Ok((f, h))
+    }
+
+    fn histogram_with(name: &str, help: &str, label: Option<&str>, b: &[f64]) -> Result<Self, prometheus::Error> {
+        // The name and help checks of the crate's metrics, then the buckets'.
+        IntGauge::new(name, help)?;
+        Hist::new(b)?;
+        let b = b.to_vec();
+        Ok(Self::new(name, help, label, move || Hist::new(&b).expect("checked at construction")))
     }
 }
 
 impl<T: Child> Family<T> {
-    fn new(name: &str, help: &str, label: &str, make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+    fn new(name: &str, help: &str, label: Option<&str>, make: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Family {
             inner: Arc::new(Inner {
                 name: name.into(),
                 help: help.into(),
-                label: label.into(),
+                label: label.map(String::from),
                 make: Box::new(make),
                 children: RwLock::new(Vec::new()),
             }),
@@ -114,8 +120,10 @@ impl<T: Child> Family<T> {
         &self.inner.name
     }
 
-    /// The child with this label value, created (at zero) on first use.
+    /// The child with this label value, created (at zero) on first use. An unlabelled family has one child,
+    /// whatever the value.
     pub fn get(&self, value: &str) -> T {
+        let value = if self.inner.label.is_some() { value } else { "" };
         {
             let children = self.inner.children.read().unwrap_or_else(PoisonError::into_inner);
             if let Ok(i) = children.binary_search_by(|e| e.value.as_str().cmp(value)) {
@@ -128,7 +136,9 @@ impl<T: Child> Family<T> {
             Err(i) => {
                 let metric = (self.inner.make)();
                 let mut labels = Vec::new();
-                expo::one_label_text(&self.inner.label, value, &mut labels);
+                if let Some(label) = &self.inner.label {
+                    expo::one_label_text(label, value, &mut labels);
+                }
                 children.insert(i, Entry { value: value.into(), labels, metric: metric.clone() });
                 metric
             }
@@ -193,11 +203,13 @@ impl<T: Child> Exposed for Family<T> {
         mf.set_help(self.inner.help.clone());
         mf.set_field_type(T::KIND);
         for e in children.iter() {
-            let mut lp = LabelPair::default();
-            lp.set_name(self.inner.label.clone());
-            lp.set_value(e.value.clone());
             let mut m = e.metric.metric();
-            m.set_label(vec![lp]);
+            if let Some(label) = &self.inner.label {
+                let mut lp = LabelPair::default();
+                lp.set_name(label.clone());
+                lp.set_value(e.value.clone());
+                m.set_label(vec![lp]);
+            }
             mf.mut_metric().push(m);
         }
         Some(mf)
@@ -270,7 +282,7 @@ impl Families {
 mod tests {
     use super::*;
     use crate::expo::reference;
-    use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+    use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
     /// The same children in a `Family` and in the crate's `MetricVec`: the same bytes.
     #[test]
@@ -297,6 +309,15 @@ mod tests {
             hv.with_label_values(&[k]).observe(v);
             hf.get(k).observe(v);
         }
+        let hp = prometheus::Histogram::with_opts(HistogramOpts::new("hp", "plain").buckets(vec![])).unwrap();
+        let (hpf, hp_ours) = Family::unlabelled_histogram("hp", "plain", &[]).unwrap();
+        for v in [0.001, 0.3, 7.0, 1e9, f64::NAN, -1.0] {
+            hp.observe(v);
+            hp_ours.observe(v);
+        }
+        assert_eq!(hpf.get("ignored").get_sample_count(), 6, "an unlabelled family has one child");
+        reg.register(Box::new(hp)).unwrap();
+        ours.register(hpf).unwrap();
         let empty = Family::counter("empty_total", "never used", "k").unwrap();
         reg.register(Box::new(cv)).unwrap();
         reg.register(Box::new(gv)).unwrap();

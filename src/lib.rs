@@ -14,6 +14,7 @@ pub mod event;
 pub mod expo;
 pub mod family;
 pub mod generator;
+pub mod hist;
 pub mod http;
 pub mod kafka;
 pub mod labels;

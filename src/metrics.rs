@@ -10,12 +10,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntGauge, Opts, Registry};
 
 use crate::config::Buckets;
 use crate::decode::{OtherKind, ERROR_REASONS, METRIC_KEYS, OTHER_KIND_LABELS};
 use crate::event::Event;
 use crate::family::{Families, Family};
+use crate::hist::Hist;
 use crate::labels::{CATEGORY_LABELS, MODEL_LABELS, PRECREATED_MODELS};
 use crate::sessions::{Closed, SessionTracker};
 
@@ -41,22 +42,22 @@ pub struct Metrics {
     pub queries_total: IntCounter,
     pub queries_passed: IntCounter,
     pub queries_failed: [IntCounter; 5],
-    pub query_latency: Histogram,
-    pub retry_count: Family<Histogram>,
+    pub query_latency: Hist,
+    pub retry_count: Family<Hist>,
     pub accuracy: Gauge,
     pub relevance: Gauge,
     pub completeness: Gauge,
-    pub score_by_model: Family<Histogram>,
+    pub score_by_model: Family<Hist>,
     pub queries_by_model: Family<IntCounter>,
-    pub latency_by_model: Family<Histogram>,
-    pub turns_by_session: Histogram,
+    pub latency_by_model: Family<Hist>,
+    pub turns_by_session: Hist,
     pub librarian_requests: IntCounter,
     pub librarian_iterations: IntGauge,
     pub librarian_tests: [IntCounter; 2],
-    pub librarian_duration: Histogram,
+    pub librarian_duration: Hist,
     // Self-monitoring (reference §3).
     pub process_start_time: Gauge,
-    pub endpoint_duration: Histogram,
+    pub endpoint_duration: Hist,
     pub messages_failed: [IntCounter; ERROR_REASONS.len()],
     pub consumer_errors: IntCounter,
     pub offset_store_errors: IntCounter,
@@ -118,16 +119,12 @@ impl Builder<'_> {
     fn counter_vec(&self, name: &str, help: &str, label: &str) -> Result<Family<IntCounter>, prometheus::Error> {
         self.fam(Family::counter(name, help, label)?)
     }
-    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Histogram, prometheus::Error> {
-        self.reg(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?)
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Hist, prometheus::Error> {
+        let (f, h) = Family::unlabelled_histogram(name, help, buckets)?;
+        self.fam(f)?;
+        Ok(h)
     }
-    fn histogram_vec(
-        &self,
-        name: &str,
-        help: &str,
-        label: &str,
-        b: &[f64],
-    ) -> Result<Family<Histogram>, prometheus::Error> {
+    fn histogram_vec(&self, name: &str, help: &str, label: &str, b: &[f64]) -> Result<Family<Hist>, prometheus::Error> {
         self.fam(Family::histogram(name, help, label, b)?)
     }
 }
@@ -341,16 +338,16 @@ or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
 
 /// Handles of one model label value, created on first use.
 struct ModelHandles {
-    score: Histogram,
+    score: Hist,
     queries: IntCounter,
-    latency: Histogram,
+    latency: Hist,
 }
 
 /// Applies events; owned by the worker thread.
 pub struct Applier {
     m: Metrics,
     models: [Option<ModelHandles>; MODEL_LABELS.len()],
-    retry: [Option<Histogram>; 2],
+    retry: [Option<Hist>; 2],
     sessions: SessionTracker,
     closed: Closed,
 }
