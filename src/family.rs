@@ -4,11 +4,11 @@
 //! (label names and values cloned into fresh strings) and then sorts them: about 1 µs per series, which was
 //! 95 % of the cost of encoding 10 000 series (benches/RESULTS.md). A [`Family`] keeps its children sorted by
 //! label value as they are created, each with its label text (`{model="gpt-4o"`) rendered once, so a scrape
-//! only reads each child's value and copies bytes. The children are the prometheus crate's own atomic
-//! `IntCounter`, `IntGauge` and `Histogram`, used standalone; the output is byte for byte what the crate's
-//! `TextEncoder` writes for the same family (tests below and in `metrics`).
+//! only reads each child's value and copies bytes. The children are the prometheus crate's atomic
+//! `IntCounter` and `IntGauge`, used standalone, and [`Hist`]; the output is byte for byte what the crate's
+//! `TextEncoder` writes for the same family (tests below and in `expo`).
 //!
-//! Every family here has exactly one label, which is all the exporter's labelled families have.
+//! A family has one label (all the exporter's labelled families do) or none (one histogram).
 
 use std::sync::{Arc, PoisonError, RwLock};
 
