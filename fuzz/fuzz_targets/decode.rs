@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     if RUNS.fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
         let mut buf = Vec::new();
-        encode_text(&m.registry, &mut buf).expect("exposition encodes");
+        encode_text(m, &mut buf).expect("exposition encodes");
         assert!(std::str::from_utf8(&buf).is_ok());
     }
 });
