@@ -134,7 +134,9 @@ def scrape_once(port):
         s.close()
     took = time.perf_counter() - t0
     head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/") else 0
+    if not head.startswith(b"HTTP/"):
+        raise ValueError(f"no HTTP answer ({len(raw)} bytes before the close, {took * 1000:.1f} ms)")
+    status = int(head.split(b" ")[1])
     if status == 200:
         if b"content-encoding: gzip" in head.lower():
             body = gzip.decompress(body)
@@ -188,14 +190,16 @@ def main():
             time.sleep(0.02)
 
     scrapes = []
+    scrape_errors = []
 
     def scraper():
         nxt = time.monotonic()
         while not stop.is_set():
             try:
                 scrapes.append(scrape_once(a.port))
-            except (OSError, ValueError, IndexError):
+            except (OSError, ValueError, IndexError) as e:
                 scrapes.append((0, 0.0))
+                scrape_errors.append(f"{type(e).__name__}: {e}")
             nxt += a.scrape_interval
             time.sleep(max(0.0, nxt - time.monotonic()))
 
@@ -243,6 +247,7 @@ def main():
         "conns": a.conns,
         "scrapes": len(scrapes),
         "scrape_status": by_status,
+        "scrape_errors": scrape_errors[:20],
         "scrape_p50_ms": percentile(ok, 50),
         "scrape_p99_ms": percentile(ok, 99),
         "scrape_max_ms": max(ok) if ok else float("nan"),
