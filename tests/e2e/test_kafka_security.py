@@ -201,10 +201,11 @@ def test_sasl_plaintext_scram(pm, tools, workdir, sasl_broker, mechanism):
                           seed=73 if mechanism.endswith("256") else 74)
 
 
-def test_sasl_ssl_scram_over_tls(pm, tools, workdir, pki, sasl_ssl_broker):
-    counts_events_through(pm, tools, workdir, sasl_ssl_broker, "sasl-ssl",
-                          {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", **sasl_env("SCRAM-SHA-512"), **ssl_env(pki)},
-                          seed=75)
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_sasl_ssl_scram_over_tls(pm, tools, workdir, pki, sasl_ssl_broker, mechanism):
+    counts_events_through(pm, tools, workdir, sasl_ssl_broker, f"sasl-ssl-{mechanism.lower()}",
+                          {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", **sasl_env(mechanism), **ssl_env(pki)},
+                          seed=76 if mechanism.endswith("256") else 75)
 
 
 def test_sasl_wrong_password_is_refused(pm, tools, workdir, sasl_broker):
