@@ -312,7 +312,7 @@ impl Metrics {
             )?,
             http_rejected: m.counter(
                 "dashstream_exporter_http_connections_rejected_total",
-                "HTTP connections refused with 503 because METRICS_MAX_CONNECTIONS were open",
+                "HTTP connections refused because METRICS_MAX_CONNECTIONS were open and none could be evicted (answered 503, or closed unanswered when TLS is on)",
             )?,
             http_closed: handles(
                 &m.counter_vec(
