@@ -7,8 +7,9 @@
 //! abstract Unix socket. The relay closes a connection once it has been idle for `METRICS_HTTP_TIMEOUT_SECS`,
 //! when a request header is not complete `METRICS_HTTP_HEADER_TIMEOUT_SECS` after it began (slow-loris), and
 //! answers 431 to a header larger than [`MAX_HEADER_BYTES`]. At the cap, a new connection takes the slot of
-//! the connection that has been sending an incomplete header the longest (or else of one idle in keep-alive
-//! for a second or more), so clients that trickle bytes or sit idle cannot lock out a scraper; only when
+//! the connection that has been sending an incomplete header the longest (not counting one whose complete
+//! header already waits unread in its socket: its relay thread has not run yet), or else of one idle in
+//! keep-alive for a second or more, so clients that trickle bytes or sit idle cannot lock out a scraper; only when
 //! every slot has a request in progress does the newcomer get a 503. Threads stay bounded: one relay thread
 //! per admitted connection (joined before its slot is reused), one tiny_http pool thread per connection
 //! tiny_http is serving, plus the fixed request handlers.
@@ -293,11 +294,14 @@ impl HttpServer {
         let Some(first) = admitted.first() else { return };
         let now = first.conn.now_us();
         let live = || admitted.iter().enumerate().filter(|(_, a)| a.conn.fate.load(Ordering::SeqCst) == LIVE);
-        let slow_header = live()
+        // Oldest header in progress first. One whose complete request header already waits unread in its
+        // socket is not slow: its relay thread has just not run yet (a busy machine), so it is skipped.
+        let mut in_progress: Vec<(usize, u64)> = live()
             .map(|(i, a)| (i, a.conn.header_since.load(Ordering::SeqCst)))
             .filter(|(_, since)| *since != NO_HEADER)
-            .min_by_key(|(_, since)| *since)
-            .map(|(i, _)| i);
+            .collect();
+        in_progress.sort_unstable_by_key(|(_, since)| *since);
+        let slow_header = in_progress.into_iter().map(|(i, _)| i).find(|&i| !request_waiting(&admitted[i].conn.tcp));
         let victim = slow_header.or_else(|| {
             live()
                 .filter(|(_, a)| {
@@ -435,6 +439,16 @@ impl HeaderScan {
         }
         out
     }
+}
+
+/// Whether a complete plaintext request header (its blank line) is waiting unread in the socket's receive
+/// buffer. Never blocks and never consumes (MSG_PEEK | MSG_DONTWAIT); a TLS connection never matches.
+fn request_waiting(tcp: &TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    // SAFETY: recv(2) into a buffer we own, of the length given; the socket stays open for the call.
+    let n =
+        unsafe { libc::recv(tcp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n > 0 && buf[..n as usize].windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 fn us_since(epoch: Instant, t: Instant) -> u64 {
@@ -926,6 +940,35 @@ mod tests {
         assert_eq!(HTTP_CLOSE_REASONS[Closed::HeaderTooLarge as usize], "header_too_large");
         assert_eq!(HTTP_CLOSE_REASONS[Closed::Evicted as usize], "evicted");
         assert_eq!(Closed::Normal as usize, HTTP_CLOSE_REASONS.len());
+    }
+
+    /// A connection whose whole request header sits unread is told apart from a partial or silent one, and
+    /// looking does not consume it.
+    #[test]
+    fn a_waiting_complete_request_header_is_seen_without_being_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        for sent in [&b""[..], b"GET /metrics HTTP/1.1\r\nHost: x", b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(sent).unwrap();
+            clients.push(c);
+            servers.push(listener.accept().unwrap().0);
+        }
+        // Loopback delivers at once, but let the kernel finish queueing.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !request_waiting(&servers[2]) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!request_waiting(&servers[0]), "nothing sent");
+        assert!(!request_waiting(&servers[1]), "header not complete");
+        assert!(request_waiting(&servers[2]), "complete header waiting");
+        assert!(request_waiting(&servers[2]), "peeking twice: still there");
+        let mut got = [0u8; 64];
+        let n = servers[2].read(&mut got).unwrap();
+        assert_eq!(&got[..n], b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(!request_waiting(&servers[2]), "read: gone");
     }
 
     fn fresh() -> HeaderScan {
