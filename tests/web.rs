@@ -134,37 +134,10 @@ impl Drop for TempDir {
 /// Starts the exporter with a web config and no broker; returns once it logged its port (not yet answering:
 /// with TLS the plain-HTTP readiness probe of `Exporter::start_with` cannot be used).
 fn start(web_config: &Path, extra: &[(&str, &str)]) -> Exporter {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let log =
-        std::env::temp_dir().join(format!("dfe-web-{}-{}.log", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
     let brokers = format!("127.0.0.1:{}", common::free_port());
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear();
-    for (k, v) in common::base_env(&brokers, "web", "g-web", 0) {
-        cmd.env(k, v);
-    }
-    cmd.env("WEB_CONFIG_FILE", web_config);
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .stderr(Stdio::from(std::fs::OpenOptions::new().append(true).open(&log).unwrap()));
-    let child = cmd.spawn().expect("spawn exporter");
-    let mut e = Exporter { child, port: 0, log };
-    let t0 = Instant::now();
-    e.port = loop {
-        let logs = e.logs();
-        if let Some(p) = logs.split("serving metrics on http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()) {
-            break p.parse().unwrap();
-        }
-        if let Some(st) = e.child.try_wait().unwrap() {
-            panic!("exporter exited with {st}:\n{logs}");
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "exporter did not log its port:\n{logs}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    e
+    let web = web_config.to_str().expect("UTF-8 temp path");
+    let env: Vec<(&str, &str)> = std::iter::once(("WEB_CONFIG_FILE", web)).chain(extra.iter().copied()).collect();
+    Exporter::spawn(&brokers, "web", "g-web", &env)
 }
 
 /// How a TLS client presents itself.

@@ -133,6 +133,14 @@ impl Exporter {
     }
 
     pub fn start_with(brokers: &str, topic: &str, group: &str, extra: &[(&str, &str)]) -> Exporter {
+        let e = Self::spawn(brokers, topic, group, extra);
+        e.wait_until(Duration::from_secs(10), "HTTP listening", |e| e.get("/-/healthy").is_ok());
+        e
+    }
+
+    /// Starts the exporter and returns once it has logged its HTTP port, before any request is made (with TLS
+    /// on, the plain-HTTP probe of `start_with` cannot be used).
+    pub fn spawn(brokers: &str, topic: &str, group: &str, extra: &[(&str, &str)]) -> Exporter {
         // Port 0: the exporter binds a free port and logs it (no race between tests picking "free" ports).
         let port = 0;
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -161,12 +169,14 @@ impl Exporter {
             {
                 break p;
             }
+            if let Some(st) = e.child.try_wait().unwrap() {
+                panic!("exporter exited with {st}:\n{logs}");
+            }
             if start.elapsed() > Duration::from_secs(10) {
                 panic!("exporter did not log its HTTP port:\n{logs}");
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        e.wait_until(Duration::from_secs(10), "HTTP listening", |e| e.get("/-/healthy").is_ok());
         e
     }
 
