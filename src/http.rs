@@ -100,7 +100,17 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let name = format!("dashflow-prometheus-exporter/{}/{}", std::process::id(), addr.port());
     let backend = UnixAddr::from_abstract_name(name.as_bytes()).map_err(|e| err(Box::new(e)))?;
     let unix = UnixListener::bind_addr(&backend).map_err(|e| err(Box::new(e)))?;
-    let server = Server::from_listener(unix, None).map_err(err)?;
+    // tiny_http's accept thread, and the connection threads it starts, inherit the short scheduler slice of
+    // the thread that creates the server (see `crate::sched`).
+    let server = std::thread::scope(|s| {
+        s.spawn(|| {
+            crate::sched::prefer_latency();
+            Server::from_listener(unix, None)
+        })
+        .join()
+    })
+    .map_err(|_| err("tiny_http panicked while starting".into()))?
+    .map_err(err)?;
     Ok(HttpServer {
         server: std::mem::ManuallyDrop::new(Backend { server, web }),
         listener,
@@ -217,6 +227,8 @@ impl HttpServer {
     /// is therefore always admitted while the slots are held by clients that trickle or sit idle. With TLS on,
     /// a refused newcomer is closed without the (plaintext) 503.
     pub fn run_gate(&self, metrics: &Metrics, life: &Lifecycle) {
+        // The relay threads it starts inherit this.
+        crate::sched::prefer_latency_for("http-gate");
         let busy_log = RateLimit::new(Duration::from_secs(10));
         if let Some(Err(e)) = self.server.web.as_ref().map(|w| w.register(&metrics.registry)) {
             warn!("web config metrics not registered: {e}");
@@ -834,6 +846,7 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 
 /// Answers requests until a stop is requested.
 pub fn serve(server: &Backend, metrics: &Metrics, life: &Lifecycle) {
+    crate::sched::prefer_latency_for("http");
     let mut buf = Vec::with_capacity(64 * 1024);
     while !life.http_stop_requested() {
         match server.recv_timeout(Duration::from_millis(200)) {

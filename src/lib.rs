@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mock;
 pub mod notify;
+pub mod sched;
 pub mod sessions;
 pub mod shutdown;
 pub mod tools;

@@ -1,0 +1,172 @@
+//! A scheduler hint for the threads that answer HTTP.
+//!
+//! While the exporter drains a backlog, the poll thread, the worker and librdkafka's threads (and, on a small
+//! host, often the broker) keep every core busy. A scrape wakes four threads in turn (the connection's relay,
+//! tiny_http's connection thread, a request handler, the relay again), and each may wait for the running
+//! thread's time slice to end before it runs: 1.4 ms on the 2-core machine the benchmarks ran on.
+//!
+//! Linux 6.12 and later (the EEVDF scheduler's custom slices) let a thread ask for a shorter slice, from 0.1 ms
+//! up, without privileges. A woken thread with a short slice gets an early deadline and preempts a thread that
+//! is running on a long one, so it runs its few microseconds of work at once. Its share of the CPU is unchanged
+//! (that is still its nice value's); only when it runs changes. Older kernels ignore the request for normal
+//! threads or refuse it; nothing else changes then.
+//!
+//! It does not help a thread that needs more than its share: a request handler that encodes and compresses
+//! for half a millisecond is, after its first 0.1 ms, behind the busy threads again and may wait out one of
+//! their slices (`perf sched` showed 1.4 ms). So the handler writes its answer in one piece
+//! (`http::respond_at_once`) and the work per scrape is kept small.
+
+/// The slice the HTTP threads ask for: the shortest the kernel grants.
+pub const SHORT_SLICE_NS: u64 = 100_000;
+
+/// `struct sched_attr` of sched_setattr(2), its first version (48 bytes): no utilization clamps, so those
+/// stay as they are.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+const SCHED_OTHER: u32 = 0;
+const SCHED_BATCH: u32 = 3;
+const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
+
+fn get_attr() -> std::io::Result<SchedAttr> {
+    let mut attr = SchedAttr::default();
+    // SAFETY: sched_getattr(2) for the calling thread (pid 0) into a struct of the size passed.
+    let r = unsafe {
+        libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut SchedAttr, std::mem::size_of::<SchedAttr>(), 0)
+    };
+    if r == 0 {
+        Ok(attr)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn set_attr(attr: &SchedAttr) -> std::io::Result<()> {
+    // SAFETY: sched_setattr(2) for the calling thread (pid 0) from a struct whose `size` field is its size.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// What [`prefer_latency`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The thread now runs with this slice (nanoseconds) as read back from the kernel.
+    Slice(u64),
+    /// The kernel accepted the request but reports another slice: it does not support custom slices.
+    Ignored,
+    /// The thread has a real-time or deadline policy, which already wins over every normal thread: untouched.
+    NotFair,
+    /// The kernel refused (errno text).
+    Refused(String),
+}
+
+/// Asks the scheduler to run the calling thread with [`SHORT_SLICE_NS`] slices: it keeps its policy, nice
+/// value and reset-on-fork flag. Threads it starts afterwards inherit the slice. Best effort: see [`Outcome`].
+pub fn prefer_latency() -> Outcome {
+    let ns = SHORT_SLICE_NS;
+    let mut attr = match get_attr() {
+        Ok(a) => a,
+        Err(e) => return Outcome::Refused(e.to_string()),
+    };
+    if attr.policy != SCHED_OTHER && attr.policy != SCHED_BATCH {
+        return Outcome::NotFair;
+    }
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    attr.flags &= SCHED_FLAG_RESET_ON_FORK;
+    attr.runtime = ns;
+    attr.deadline = 0;
+    attr.period = 0;
+    if let Err(e) = set_attr(&attr) {
+        return Outcome::Refused(e.to_string());
+    }
+    match get_attr() {
+        Ok(now) if now.runtime == ns => Outcome::Slice(now.runtime),
+        Ok(_) => Outcome::Ignored,
+        Err(e) => Outcome::Refused(e.to_string()),
+    }
+}
+
+/// [`prefer_latency`] for a thread of the HTTP side, logged once per process at debug level.
+pub fn prefer_latency_for(thread: &str) {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    let outcome = prefer_latency();
+    LOGGED.call_once(|| match &outcome {
+        Outcome::Slice(ns) => log::debug!("{thread}: HTTP threads run with {} µs scheduler slices", ns / 1000),
+        other => log::debug!("{thread}: short scheduler slices not available ({other:?})"),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's (major, minor) version.
+    fn kernel() -> (u32, u32) {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("kernel release");
+        let mut parts = release.trim().split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
+
+    /// On a kernel with custom slices (6.12+) the thread gets the short slice and its children inherit it,
+    /// while nice and policy stay; an older kernel must report that it ignored or refused the request and
+    /// change nothing. Runs in its own thread so the test harness's threads are not touched.
+    #[test]
+    fn short_slice_keeps_nice_and_is_inherited() {
+        let custom_slices = kernel() >= (6, 12);
+        std::thread::spawn(move || {
+            let before = get_attr().expect("sched_getattr");
+            let outcome = prefer_latency();
+            let after = get_attr().expect("sched_getattr");
+            assert_eq!((after.policy, after.nice), (before.policy, before.nice));
+            match outcome {
+                Outcome::Slice(ns) => {
+                    assert_eq!(ns, SHORT_SLICE_NS);
+                    assert_eq!(after.runtime, SHORT_SLICE_NS);
+                    let child = std::thread::spawn(|| get_attr().expect("sched_getattr").runtime).join().unwrap();
+                    assert_eq!(child, SHORT_SLICE_NS, "threads started later inherit the slice");
+                }
+                Outcome::Ignored | Outcome::Refused(_) => {
+                    assert!(
+                        !custom_slices,
+                        "kernel {:?} has custom slices but the request failed: {outcome:?}",
+                        kernel()
+                    );
+                    assert_eq!(after.runtime, before.runtime);
+                }
+                Outcome::NotFair => panic!("test threads run SCHED_OTHER"),
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A nice value set before is kept (sched_setattr would otherwise reset it to 0 with the slice).
+    #[test]
+    fn a_raised_nice_value_survives() {
+        std::thread::spawn(|| {
+            let mut attr = get_attr().expect("sched_getattr");
+            attr.size = std::mem::size_of::<SchedAttr>() as u32;
+            attr.nice = 7; // raising nice needs no privilege
+            attr.flags = 0;
+            set_attr(&attr).expect("raise nice");
+            let _ = prefer_latency();
+            assert_eq!(get_attr().unwrap().nice, 7);
+        })
+        .join()
+        .unwrap();
+    }
+}
