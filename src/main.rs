@@ -110,6 +110,13 @@ fn cli() -> Command {
                 .default_value("200")
                 .help("Sessions open at once"),
         )
+        .arg(
+            Arg::new("linger-ms")
+                .long("linger-ms")
+                .value_parser(value_parser!(u32).range(0..=60_000))
+                .default_value("5")
+                .help("How long records wait to be sent in batches (librdkafka linger.ms); larger batches make a big pre-load cheaper for the broker to serve")
+        )
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the summary as JSON"));
     let tail = brokers_topic(Command::new("tail"))
         .about("Print the topic's records and what they decode to, without joining a consumer group")
@@ -321,6 +328,7 @@ fn produce_cmd(m: &ArgMatches) -> i32 {
         },
         bad_ratio: *m.get_one::<f64>("bad-ratio").expect("default"),
         max_payload: cfg.max_payload_bytes,
+        linger_ms: *m.get_one::<u32>("linger-ms").expect("default"),
     };
     if opts.traffic.zstd_ratio + opts.traffic.legacy_ratio > 1.0 {
         eprintln!("--zstd-ratio plus --legacy-ratio must not exceed 1");

@@ -41,6 +41,8 @@ pub struct ProduceOptions {
     pub bad_ratio: f64,
     /// The exporter's DASHSTREAM_MAX_PAYLOAD_BYTES, to build records just over it.
     pub max_payload: usize,
+    /// librdkafka's `linger.ms`: how long records wait to be batched.
+    pub linger_ms: u32,
 }
 
 /// Kinds of bad record, named as the exporter counts them.
@@ -179,13 +181,13 @@ impl BadRecords {
     }
 }
 
-/// Producer properties tuned for throughput.
-pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
+/// Producer properties tuned for throughput, records batched for `linger_ms`.
+pub fn producer_config(kafka: &KafkaConfig, linger_ms: u32) -> ClientConfig {
     let mut cc = ClientConfig::new();
     for (k, v) in kafka.client_properties() {
         cc.set(k, v);
     }
-    cc.set("linger.ms", "5")
+    cc.set("linger.ms", linger_ms.to_string())
         .set("batch.num.messages", "10000")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "1000000")
@@ -197,7 +199,7 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
 
 /// Sends records until `count` is reached or a stop is requested; returns what was sent.
 pub fn run(kafka: &KafkaConfig, opts: &ProduceOptions, life: &Lifecycle) -> Result<Summary, KafkaError> {
-    let producer: BaseProducer = producer_config(kafka).create()?;
+    let producer: BaseProducer = producer_config(kafka, opts.linger_ms).create()?;
     let mut gen = Generator::new(opts.traffic.clone());
     let mut rng = Rng::new(opts.traffic.seed ^ 0xBAD);
     let bad = BadRecords::new(opts.max_payload);
