@@ -16,10 +16,20 @@ exporter binding its port. --pid-file names a file holding the exporter's pid, r
    queries_total == N: the wall time at which the worker started applying the batch holding the last event.
    So the end is exact whatever the interval, and both runs are timed the same way.
 
+With --interleave W (seconds) step 2 alternates instead, within the one drain: a window of W seconds scraped
+every --interval seconds, then a window of W seconds not scraped at all, and so on (--first quiet starts
+with a quiet window). Both kinds of window begin and end with a scrape (the end of one is the beginning of
+the next), and each window's ingest rate is (count at its end - count at its start) / (time between the
+two scrapes), each scrape timed at the midpoint of sending the request and having the answer. The window
+in which the count reaches N is not complete and is reported as such. Drains long enough for several
+windows compare ingest with and without scraping under the same conditions (broker, partitions, the
+moment of the drain), which separate drains of a second or two cannot.
+
 Prints one JSON line: events, seconds, events_per_second, scrape latencies (ms) taken during the drain
-(p50, p99, max, count; percentiles by nearest rank), the series count of the last exposition, and the
-exporter's VmHWM/VmRSS (KiB) from /proc/PID/status after the drain. Exits 1 on timeout or if the count
-overshoots N.
+(p50, p99, max, count; percentiles by nearest rank), the series count of the last exposition, the
+exporter's VmHWM/VmRSS (KiB) from /proc/PID/status after the drain and, with --interleave, the windows
+(scraped or not, start and end in seconds since the drain began, counts, events/s, complete or not).
+Exits 1 on timeout or if the count overshoots N.
 """
 
 import argparse
@@ -43,6 +53,11 @@ class Scraper:
 
     def scrape(self):
         """Returns (seconds taken, body) or raises OSError/HTTPException."""
+        took, _, body = self.timed_scrape()
+        return took, body
+
+    def timed_scrape(self):
+        """Returns (seconds taken, midpoint on the time.perf_counter clock, body)."""
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         t0 = time.perf_counter()
@@ -59,7 +74,7 @@ class Scraper:
             raise http.client.HTTPException(f"/metrics answered {r.status}")
         if r.getheader("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        return took, body
+        return took, t0 + took / 2, body
 
 
 def value(body, prefix):
@@ -101,6 +116,8 @@ def main():
     ap.add_argument("--pid-file", required=True)
     ap.add_argument("--interval", type=float, required=True)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--interleave", type=float, default=0, help="window length (s); 0 = no windows")
+    ap.add_argument("--first", choices=["scraped", "quiet"], default="scraped")
     a = ap.parse_args()
 
     s = Scraper(a.url)
@@ -131,21 +148,45 @@ def main():
             break
         last_zero = sent
         time.sleep(0.005)
+    began = time.perf_counter()
 
     # 2. Scrape on a fixed schedule until the count reaches N.
     latencies = []
+    windows = []
     next_at = time.monotonic()
+    if a.interleave > 0:
+        scraped = a.first == "scraped"
+        _, w_mid, body = s.timed_scrape()
+        w_count = count = value(body, QUERIES)
+        w_end = next_at + a.interleave
     while count < a.n:
-        next_at += a.interval
+        if a.interleave > 0 and not scraped:
+            next_at = w_end
+        else:
+            next_at += a.interval
         pause = next_at - time.monotonic()
         if pause > 0:
             time.sleep(pause)
         if time.monotonic() > deadline:
             fail(f"timed out at {count:.0f} of {a.n} events")
-        took, body = s.scrape()
+        took, mid, body = s.timed_scrape()
         count = value(body, QUERIES)
-        if count < a.n:
+        if count < a.n and (a.interleave <= 0 or scraped):
             latencies.append(took * 1000)
+        if a.interleave > 0 and (next_at >= w_end - 1e-6 or count >= a.n):
+            windows.append(
+                {
+                    "scraped": scraped,
+                    "start_s": round(w_mid - began, 4),
+                    "end_s": round(mid - began, 4),
+                    "count_start": w_count,
+                    "count_end": count,
+                    "events_per_second": (count - w_count) / (mid - w_mid) if mid > w_mid else 0,
+                    "complete": count < a.n,
+                }
+            )
+            scraped, w_mid, w_count = not scraped, mid, count
+            w_end += a.interleave
     if count != a.n:
         fail(f"counted {count:.0f} events, expected {a.n}")
     end = value(body, LAST_EVENT)
@@ -168,6 +209,7 @@ def main():
                 "series": series(body),
                 "peak_rss_kib": st.get("VmHWM", 0),
                 "rss_kib": st.get("VmRSS", 0),
+                "windows": windows,
             }
         )
     )
