@@ -90,7 +90,15 @@ pub fn run_with_metrics(
 ) -> Result<(), AppError> {
     let progress = Arc::new(Progress::default());
     let ctx = ExporterContext::new(&cfg.kafka.topic, metrics.clone(), life.clone(), progress.clone());
-    let consumer = kafka::create_consumer(&cfg.kafka, ctx)?;
+    // librdkafka's threads start with the consumer and inherit the lower priority of the thread creating it.
+    let consumer = std::thread::scope(|s| {
+        s.spawn(|| {
+            crate::sched::lower_priority_for("kafka", cfg.ingest_nice);
+            kafka::create_consumer(&cfg.kafka, ctx)
+        })
+        .join()
+    })
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let server = crate::http::bind(&cfg.http)?;
     on_listening(server.addr);
     let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked));
@@ -104,12 +112,14 @@ pub fn run_with_metrics(
         spawn("kafka-poll")
             .spawn_scoped(s, move || {
                 let _g = life.thread("kafka-poll");
+                crate::sched::lower_priority_for("kafka-poll", cfg.ingest_nice);
                 kafka::poll_loop(consumer, tx, max_payload);
             })
             .expect("spawn thread");
         spawn("worker")
             .spawn_scoped(s, move || {
                 let _g = life.thread("worker");
+                crate::sched::lower_priority_for("worker", cfg.ingest_nice);
                 worker_loop(rx, applier, progress);
             })
             .expect("spawn thread");
@@ -188,7 +198,7 @@ pub fn startup_line(cfg: &Config) -> String {
     let props: Vec<String> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "starting dashflow-prometheus-exporter {}: topic={} group={} http={}:{} max_payload={}B session_timeout={}s \
-         session_cap={} librdkafka[{}]",
+         session_cap={} ingest_nice=+{} librdkafka[{}]",
         env!("CARGO_PKG_VERSION"),
         cfg.kafka.topic,
         cfg.kafka.group_id,
@@ -197,6 +207,7 @@ pub fn startup_line(cfg: &Config) -> String {
         cfg.max_payload_bytes,
         cfg.session_timeout.as_secs(),
         cfg.session_max_tracked,
+        cfg.ingest_nice,
         props.join(" ")
     )
 }

@@ -59,6 +59,7 @@ settings! {
     "METRICS_SHUTDOWN_LINGER_SECS", "metrics-shutdown-linger-secs", Some("0"), false, "After a graceful stop has drained and committed, keep serving /metrics this many seconds (/-/ready is 503) so a last scrape sees every applied event (0..=60)";
     "DASHSTREAM_MAX_PAYLOAD_BYTES", "dashstream-max-payload-bytes", Some("10485760"), false, "Largest record (and largest decompressed record) accepted, in bytes (1024..=1073741824)";
     "PROMETHEUS_SESSION_TIMEOUT_SECS", "prometheus-session-timeout-secs", Some("300"), false, "Idle seconds after which a session is closed and its turns observed (1..=604800)";
+    "KAFKA_INGEST_NICE", "kafka-ingest-nice", Some("5"), false, "How much lower the ingest threads (librdkafka's, the poll thread, the worker) are scheduled than the HTTP threads: their nice value is raised by this much, so scrapes are answered promptly while a backlog drains on busy cores (0..=19; 0 keeps them equal)";
     "PROMETHEUS_SESSION_MAX_TRACKED", "prometheus-session-max-tracked", Some("100000"), false, "Most sessions tracked at once; past it the least recently seen is closed early (1..=10000000)";
     "PROMETHEUS_LATENCY_BUCKETS_MS", "prometheus-latency-buckets-ms", Some("10,50,100,200,500,1000,2000,5000,10000,15000,20000,30000"), false, "Buckets of the latency histograms (ms)";
     "PROMETHEUS_RETRY_BUCKETS", "prometheus-retry-buckets", Some("0,1,2,3,5,10"), false, "Buckets of dashstream_quality_retry_count";
@@ -360,6 +361,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub session_timeout: Duration,
     pub session_max_tracked: usize,
+    /// `KAFKA_INGEST_NICE`: added to the ingest threads' nice value.
+    pub ingest_nice: i32,
     pub buckets: Buckets,
     pub log_level: LevelFilter,
     /// `RUST_LOG` directives for other targets that were accepted but are not applied.
@@ -695,6 +698,7 @@ impl Config {
         let max_payload_bytes = v.integer::<usize>("DASHSTREAM_MAX_PAYLOAD_BYTES", 1024, 1 << 30);
         let session_timeout = v.integer::<u64>("PROMETHEUS_SESSION_TIMEOUT_SECS", 1, 604_800);
         let session_max_tracked = v.integer::<usize>("PROMETHEUS_SESSION_MAX_TRACKED", 1, 10_000_000);
+        let ingest_nice = v.integer::<i32>("KAFKA_INGEST_NICE", 0, 19);
 
         let buckets = Buckets {
             latency_ms: v.buckets("PROMETHEUS_LATENCY_BUCKETS_MS"),
@@ -752,6 +756,7 @@ impl Config {
             max_payload_bytes,
             session_timeout: Duration::from_secs(session_timeout),
             session_max_tracked,
+            ingest_nice,
             buckets,
             log_level,
             ignored_log_directives,
@@ -810,6 +815,7 @@ mod tests {
         assert_eq!(c.max_payload_bytes, 10 * 1024 * 1024);
         assert_eq!(c.session_timeout, Duration::from_secs(300));
         assert_eq!(c.session_max_tracked, 100_000);
+        assert_eq!(c.ingest_nice, 5);
         assert_eq!(
             c.buckets.latency_ms,
             vec![10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 15000.0, 20000.0, 30000.0]

@@ -507,3 +507,42 @@ fn metrics_stay_scrapable_after_the_final_commit_while_lingering() {
     let took = start.elapsed();
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(7), "linger then exit: {took:?}");
 }
+
+/// Nice value of each thread of `pid` (name, nice), from /proc.
+fn thread_nice(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat")))
+        else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after "(comm) ": state is field 3, nice field 19.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        out.push((comm.trim().to_string(), after.split(' ').nth(16).unwrap().parse().unwrap()));
+    }
+    out
+}
+
+/// The ingest threads (librdkafka's, kafka-poll, worker) run KAFKA_INGEST_NICE (default 5) lower than the
+/// HTTP threads and the main thread; 0 keeps them all equal.
+#[test]
+fn ingest_threads_run_at_a_lower_priority_than_the_http_threads() {
+    let c = Cluster::new("nice", 1);
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let base: i32 = own[own.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
+    for (extra, raise) in [(vec![], 5), (vec![("KAFKA_INGEST_NICE", "0")], 0), (vec![("KAFKA_INGEST_NICE", "19")], 19)]
+    {
+        let e = Exporter::start(&c, &format!("g-nice-{raise}"), &extra);
+        let threads = thread_nice(e.child.id());
+        let named = |prefix: &str| threads.iter().filter(|(n, _)| n.starts_with(prefix)).collect::<Vec<_>>();
+        for prefix in ["kafka-poll", "worker", "rdk:main", "rdk:broker", "http-gate", "http"] {
+            assert!(!named(prefix).is_empty(), "no {prefix} thread in {threads:?}");
+        }
+        let ingest = (base + raise).min(19);
+        for (name, nice) in &threads {
+            let want = if name == "kafka-poll" || name == "worker" || name.starts_with("rdk:") { ingest } else { base };
+            assert_eq!(*nice, want, "{name} with KAFKA_INGEST_NICE={raise}: {threads:?}");
+        }
+    }
+}
