@@ -1,4 +1,4 @@
-//! A scheduler hint for the threads that answer HTTP.
+//! Scheduler hints: short slices for the threads that answer HTTP, a lower priority for the ingest threads.
 //!
 //! While the exporter drains a backlog, the poll thread, the worker and librdkafka's threads (and, on a small
 //! host, often the broker) keep every core busy. A scrape wakes four threads in turn (the connection's relay,
@@ -13,8 +13,9 @@
 //!
 //! It does not help a thread that needs more than its share: a request handler that encodes and compresses
 //! for half a millisecond is, after its first 0.1 ms, behind the busy threads again and may wait out one of
-//! their slices (`perf sched` showed 1.4 ms). So the handler writes its answer in one piece
-//! (`http::respond_at_once`) and the work per scrape is kept small.
+//! their slices (`perf sched` showed 1.4 ms). So the ingest threads also run `KAFKA_INGEST_NICE` nice levels
+//! lower ([`lower_priority`]), which works on any kernel, and the handler writes its answer in one piece
+//! (`http::respond_at_once`) so that a preemption after the write no longer delays the client.
 
 /// The slice the HTTP threads ask for: the shortest the kernel grants.
 pub const SHORT_SLICE_NS: u64 = 100_000;
