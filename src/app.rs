@@ -91,13 +91,10 @@ pub fn run_with_metrics(
     let progress = Arc::new(Progress::default());
     let ctx = ExporterContext::new(&cfg.kafka.topic, metrics.clone(), life.clone(), progress.clone());
     // librdkafka's threads start with the consumer and inherit the lower priority of the thread creating it.
-    let consumer = std::thread::scope(|s| {
-        s.spawn(|| {
-            crate::sched::lower_priority_for("kafka", cfg.ingest_nice);
-            kafka::create_consumer(&cfg.kafka, ctx)
-        })
-        .join()
-    })
+    let consumer = crate::sched::on_thread_with(
+        || crate::sched::lower_priority_for("kafka", cfg.ingest_nice),
+        || kafka::create_consumer(&cfg.kafka, ctx),
+    )
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let server = crate::http::bind(&cfg.http)?;
     on_listening(server.addr);

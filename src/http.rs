@@ -102,13 +102,12 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let unix = UnixListener::bind_addr(&backend).map_err(|e| err(Box::new(e)))?;
     // tiny_http's accept thread, and the connection threads it starts, inherit the short scheduler slice of
     // the thread that creates the server (see `crate::sched`).
-    let server = std::thread::scope(|s| {
-        s.spawn(|| {
+    let server = crate::sched::on_thread_with(
+        || {
             crate::sched::prefer_latency();
-            Server::from_listener(unix, None)
-        })
-        .join()
-    })
+        },
+        || Server::from_listener(unix, None),
+    )
     .map_err(|_| err("tiny_http panicked while starting".into()))?
     .map_err(err)?;
     Ok(HttpServer {

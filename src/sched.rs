@@ -147,6 +147,19 @@ pub fn lower_priority_for(thread: &str, by: i32) {
     });
 }
 
+/// Runs `f` on a short-lived thread that first applies `hint`, and returns what the thread returned (`Err`
+/// if it panicked). The threads `f` starts (tiny_http's, librdkafka's) inherit the hint; the calling thread
+/// keeps its own scheduling.
+pub fn on_thread_with<T: Send>(hint: impl FnOnce() + Send, f: impl FnOnce() -> T + Send) -> std::thread::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            hint();
+            f()
+        })
+        .join()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -508,6 +508,11 @@ fn metrics_stay_scrapable_after_the_final_commit_while_lingering() {
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(7), "linger then exit: {took:?}");
 }
 
+/// The nice value in a /proc `stat` line (field 19; the fields after "(comm) " start with field 3).
+fn nice_in_stat(stat: &str) -> i32 {
+    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap()
+}
+
 /// Nice value of each thread of `pid` (name, nice), from /proc.
 fn thread_nice(pid: u32) -> Vec<(String, i32)> {
     let mut out = Vec::new();
@@ -517,9 +522,7 @@ fn thread_nice(pid: u32) -> Vec<(String, i32)> {
         else {
             continue; // the thread ended meanwhile
         };
-        // Fields after "(comm) ": state is field 3, nice field 19.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        out.push((comm.trim().to_string(), after.split(' ').nth(16).unwrap().parse().unwrap()));
+        out.push((comm.trim().to_string(), nice_in_stat(&stat)));
     }
     out
 }
@@ -529,8 +532,7 @@ fn thread_nice(pid: u32) -> Vec<(String, i32)> {
 #[test]
 fn ingest_threads_run_at_a_lower_priority_than_the_http_threads() {
     let c = Cluster::new("nice", 1);
-    let own = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let base: i32 = own[own.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
+    let base = nice_in_stat(&std::fs::read_to_string("/proc/self/stat").unwrap());
     for (extra, raise) in [(vec![], 5), (vec![("KAFKA_INGEST_NICE", "0")], 0), (vec![("KAFKA_INGEST_NICE", "19")], 19)]
     {
         let e = Exporter::start(&c, &format!("g-nice-{raise}"), &extra);
