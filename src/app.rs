@@ -89,7 +89,7 @@ pub fn run_with_metrics(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
     let progress = Arc::new(Progress::default());
-    let ctx = ExporterContext::new(&cfg.kafka.topic, metrics.clone(), life.clone(), progress.clone());
+    let ctx = ExporterContext::new(&cfg.kafka, metrics.clone(), life.clone(), progress.clone());
     // librdkafka's threads start with the consumer and inherit the lower priority of the thread creating it.
     let consumer = crate::sched::on_thread_with(
         || crate::sched::lower_priority_for("kafka", cfg.ingest_nice),

@@ -103,19 +103,65 @@ pub struct ExporterContext {
     stored: Mutex<HashMap<i32, i64>>,
     error_log: RateLimit,
     rdkafka_log: RateLimit,
+    idle: Mutex<IdleWatch>,
 }
 
+/// How long this member has held no partition, and when that was last logged.
+struct IdleWatch {
+    group: String,
+    /// Two session timeouts: by then a broker that expires dead members (as Kafka does) has handed their
+    /// partitions on, so an assignment still empty means this member has none to get.
+    patience: Duration,
+    empty_since: Option<Instant>,
+    last_warning: Option<Instant>,
+}
+
+/// A member that holds no partition is warned about again this often while it stays so.
+const IDLE_WARNING_EVERY: Duration = Duration::from_secs(300);
+
 impl ExporterContext {
-    pub fn new(topic: &str, metrics: Metrics, life: Arc<Lifecycle>, progress: Arc<Progress>) -> Self {
+    pub fn new(cfg: &KafkaConfig, metrics: Metrics, life: Arc<Lifecycle>, progress: Arc<Progress>) -> Self {
         ExporterContext {
-            topic: topic.to_string(),
+            topic: cfg.topic.clone(),
             metrics,
             life,
             progress,
             stored: Mutex::new(HashMap::new()),
             error_log: RateLimit::new(Duration::from_secs(10)),
             rdkafka_log: RateLimit::new(Duration::from_secs(10)),
+            idle: Mutex::new(IdleWatch {
+                group: cfg.group_id.clone(),
+                patience: 2 * Duration::from_millis(u64::from(cfg.session_timeout_ms)),
+                empty_since: Some(Instant::now()),
+                last_warning: None,
+            }),
         }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, IdleWatch> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Warns (then every [`IDLE_WARNING_EVERY`]) while the member is connected but has held no partition for
+    /// longer than its patience: `dashstream_exporter_kafka_assigned_partitions` is 0 then, and the log says why
+    /// that can be.
+    fn check_idle(&self, now: Instant) {
+        if !self.life.ready() {
+            return; // not connected: "kafka cluster unreachable" has been logged instead
+        }
+        let mut w = self.idle();
+        let Some(since) = w.empty_since else { return };
+        let idle = now.saturating_duration_since(since);
+        if idle < w.patience || w.last_warning.is_some_and(|t| now.saturating_duration_since(t) < IDLE_WARNING_EVERY) {
+            return;
+        }
+        w.last_warning = Some(now);
+        warn!(
+            "no partition of topic {:?} assigned for {} s although connected: this member of group {:?} consumes              nothing. Either the group has at least as many other members as the topic has partitions (a standby),              or the broker still counts a member that died as their owner (README, Troubleshooting)",
+            self.topic,
+            idle.as_secs(),
+            w.group
+        );
     }
 
     fn stored(&self) -> std::sync::MutexGuard<'_, HashMap<i32, i64>> {
@@ -261,8 +307,14 @@ impl ConsumerContext for ExporterContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
         let n = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.metrics.assigned_partitions.set(n as i64);
+        let mut w = self.idle();
         if n > 0 {
+            w.empty_since = None;
+            w.last_warning = None;
+            drop(w);
             self.set_ready(true);
+        } else if w.empty_since.is_none() {
+            w.empty_since = Some(Instant::now());
         }
     }
 
@@ -366,6 +418,7 @@ pub fn poll_loop(consumer: ExporterConsumer, tx: Sender<Item>, max_payload: usiz
         if last_store.elapsed() >= Duration::from_millis(100) {
             ctx.store_applied(&consumer);
             last_store = Instant::now();
+            ctx.check_idle(last_store);
         }
     }
     info!("stopping: draining in-flight records and committing offsets");

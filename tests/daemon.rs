@@ -279,6 +279,38 @@ fn sigterm_commits_exactly_what_was_applied_and_a_restart_counts_nothing_twice()
     assert_eq!(c.committed("g-commit"), vec![1050, 750, 350]);
 }
 
+/// A member left without a partition (one partition, two members) stays connected and ready, shows
+/// `assigned_partitions` 0, and says so in its log once two session timeouts have passed; the owner does not.
+#[test]
+fn a_member_with_no_partition_shows_it_and_warns_after_two_session_timeouts() {
+    const IDLE: &str = "no partition of topic \"idle\" assigned for";
+    let c = Cluster::new("idle", 1);
+    let timeout = [("KAFKA_SESSION_TIMEOUT_MS", "3500")];
+    let a = Exporter::start(&c, "g-idle", &timeout);
+    a.wait_value("dashstream_exporter_kafka_assigned_partitions", 1.0, WAIT);
+    let b = Exporter::start(&c, "g-idle", &timeout);
+    // After the rebalance one member owns partition 0 (the assignor decides which) and the other none.
+    let owners = |e: &Exporter| e.scrape().get("dashstream_exporter_kafka_assigned_partitions");
+    a.wait_until(WAIT, "one owner and one idle member", |a| {
+        let (x, y) = (owners(a), owners(&b));
+        matches!((x, y), (Some(1.0), Some(0.0)) | (Some(0.0), Some(1.0)))
+    });
+    let (owner, idle) = if owners(&a) == Some(1.0) { (&a, &b) } else { (&b, &a) };
+    idle.wait_until(WAIT, "the idle member's warning", |e| e.logs().contains(IDLE));
+    let line = idle.logs().lines().find(|l| l.contains(IDLE)).unwrap().to_string();
+    assert!(line.contains("WARN") && line.contains("group \"g-idle\""), "{line}");
+    let secs: u64 = line.split(IDLE).nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!((7..30).contains(&secs), "warned after {secs} s (patience: 2 x 3.5 s): {line}");
+    assert_eq!(idle.get("/-/ready").unwrap().status, 200, "a standby is connected, hence ready");
+    let s = idle.scrape();
+    assert_eq!(s.v("dashstream_exporter_kafka_assigned_partitions"), 0.0);
+    assert_eq!(s.v("dashstream_exporter_ready"), 1.0);
+    // Once, not every poll: two more seconds add no second line; and the owner never warns.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(idle.logs().matches(IDLE).count(), 1, "{}", idle.logs());
+    assert!(!owner.logs().contains(IDLE), "{}", owner.logs());
+}
+
 /// Forwards every connection accepted on `listener` to `target` (bytes only, both ways).
 fn forward(listener: TcpListener, target: String) {
     std::thread::spawn(move || {

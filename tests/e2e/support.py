@@ -313,6 +313,31 @@ class Tansu:
         log(f"created topic {name} with {partitions} partitions on {self.bootstrap}")
 
 
+class MockCluster:
+    """librdkafka's mock cluster in a process of its own (`dashflow-prometheus-exporter mock-broker`): a real
+    Kafka-protocol broker on loopback that, unlike tansu 0.6.0, expires a dead member's group membership after
+    its `session.timeout.ms`, as Kafka does. Its data lives in memory: it cannot be restarted."""
+
+    def __init__(self, pm: ProcessManager, binary: Path, workdir: Path) -> None:
+        self.pm, self.binary, self.workdir = pm, binary, workdir
+        self.proc: Proc | None = None
+        self.bootstrap = ""
+
+    def start(self, topic: str, partitions: int = PARTITIONS) -> None:
+        cmd = [str(self.binary), "mock-broker", "--topic", topic, "--partitions", str(partitions)]
+        self.proc = self.pm.start("mock cluster", cmd, self.workdir / "mock-broker.log")
+
+        def address():
+            if not self.proc.alive():
+                raise AssertionError(f"mock-broker exited with {self.proc.popen.returncode}:\n"
+                                     f"{self.proc.log_text()[-3000:]}")
+            m = re.search(r"^(127\.0\.0\.1:\d+(?:,127\.0\.0\.1:\d+)*)$", self.proc.log_text(), re.M)
+            return m.group(1) if m else None
+
+        self.bootstrap = wait_until("the mock cluster to print its address", address, timeout=20)
+        log(f"mock cluster with topic {topic} ({partitions} partitions) at {self.bootstrap}")
+
+
 TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "SCHEMA_REGISTRY",
              "OTEL_EXPORTER_OTLP_ENDPOINT")
 
