@@ -24,10 +24,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::Decoded;
-use dashflow_prometheus_exporter::event::Normalizer;
-use dashflow_prometheus_exporter::generator::{Generator, Traffic};
 use dashflow_prometheus_exporter::metrics::unix_now;
+use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 
 struct Counting;
 

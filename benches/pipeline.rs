@@ -26,8 +26,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::Decoded;
-use dashflow_prometheus_exporter::event::Normalizer;
 use dashflow_prometheus_exporter::metrics::{encode_text, unix_now};
 
 use common::{Kind, Padding};

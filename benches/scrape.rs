@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
 use dashflow_prometheus_exporter::http;
 use dashflow_prometheus_exporter::metrics::{unix_now, Applier};
-use dashflow_prometheus_exporter::shutdown::Lifecycle;
+use dashflow_prometheus_exporter::runtime::shutdown::Lifecycle;
 
 /// One keep-alive HTTP/1.1 connection to /metrics.
 struct Client {

@@ -10,11 +10,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use log::{error, info, warn};
 
 use crate::config::{Config, KafkaConfig};
-use crate::kafka::{self, Body, ExporterContext, Item, KafkaSetupError, Progress};
+use crate::ingest::{self, Body, ExporterContext, Item, KafkaSetupError, Progress};
+use crate::metrics::sessions::SessionTracker;
 use crate::metrics::{unix_now, Applier, Metrics, MetricsError};
-use crate::notify::Notifier;
-use crate::sessions::SessionTracker;
-use crate::shutdown::Lifecycle;
+use crate::runtime::notify::Notifier;
+use crate::runtime::shutdown::Lifecycle;
 
 /// Records buffered between the poll thread and the worker.
 pub const CHANNEL_CAPACITY: usize = 8192;
@@ -91,9 +91,9 @@ pub fn run_with_metrics(
     let progress = Arc::new(Progress::default());
     let ctx = ExporterContext::new(&cfg.kafka, metrics.clone(), life.clone(), progress.clone());
     // librdkafka's threads start with the consumer and inherit the lower priority of the thread creating it.
-    let consumer = crate::sched::on_thread_with(
-        || crate::sched::lower_priority_for("kafka", cfg.ingest_nice),
-        || kafka::create_consumer(&cfg.kafka, ctx),
+    let consumer = crate::runtime::sched::on_thread_with(
+        || crate::runtime::sched::lower_priority_for("kafka", cfg.ingest_nice),
+        || ingest::create_consumer(&cfg.kafka, ctx),
     )
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let server = crate::http::bind(&cfg.http)?;
@@ -109,14 +109,14 @@ pub fn run_with_metrics(
         spawn("kafka-poll")
             .spawn_scoped(s, move || {
                 let _g = life.thread("kafka-poll");
-                crate::sched::lower_priority_for("kafka-poll", cfg.ingest_nice);
-                kafka::poll_loop(consumer, tx, max_payload);
+                crate::runtime::sched::lower_priority_for("kafka-poll", cfg.ingest_nice);
+                ingest::poll_loop(consumer, tx, max_payload);
             })
             .expect("spawn thread");
         spawn("worker")
             .spawn_scoped(s, move || {
                 let _g = life.thread("worker");
-                crate::sched::lower_priority_for("worker", cfg.ingest_nice);
+                crate::runtime::sched::lower_priority_for("worker", cfg.ingest_nice);
                 worker_loop(rx, applier, progress);
             })
             .expect("spawn thread");

@@ -8,26 +8,12 @@
 pub mod app;
 pub mod config;
 pub mod decode;
-pub mod demo;
-pub mod encode;
-pub mod event;
-pub mod expo;
-pub mod family;
-pub mod generator;
-pub mod hist;
 pub mod http;
-pub mod kafka;
-pub mod labels;
-pub mod logging;
+pub mod ingest;
 pub mod metrics;
-pub mod mock;
-pub mod notify;
-pub mod sched;
-pub mod sessions;
-pub mod shutdown;
+pub mod runtime;
+pub mod sim;
 pub mod tools;
-pub mod webconfig;
-pub mod wire;
 
 /// Types generated from `proto/dashstream.proto`.
 #[allow(clippy::all, missing_docs)]

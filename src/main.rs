@@ -29,11 +29,11 @@ use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use log::info;
 
 use dashflow_prometheus_exporter::config::{add_setting_flags, Config, KafkaConfig, RawSettings};
-use dashflow_prometheus_exporter::demo::{self, DemoOptions};
-use dashflow_prometheus_exporter::generator::Traffic;
-use dashflow_prometheus_exporter::shutdown::Lifecycle;
+use dashflow_prometheus_exporter::runtime::shutdown::Lifecycle;
+use dashflow_prometheus_exporter::sim::demo::{self, DemoOptions};
+use dashflow_prometheus_exporter::sim::generator::Traffic;
 use dashflow_prometheus_exporter::tools::{healthcheck, produce, tail};
-use dashflow_prometheus_exporter::{app, logging};
+use dashflow_prometheus_exporter::{app, runtime::logging};
 
 fn ratio(name: &'static str, default: &'static str, help: &'static str) -> Arg {
     Arg::new(name).long(name).value_parser(parse_ratio).default_value(default).help(help)
@@ -184,7 +184,7 @@ fn cli() -> Command {
 fn mock_broker_cmd(m: &ArgMatches) -> i32 {
     let topic = m.get_one::<String>("topic").expect("default");
     let partitions = *m.get_one::<i32>("partitions").expect("default");
-    let mock = match dashflow_prometheus_exporter::mock::MockBroker::start(1) {
+    let mock = match dashflow_prometheus_exporter::sim::mock::MockBroker::start(1) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("{e}");

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use common::{Cluster, Exporter, Scrape};
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
+use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::{DecodeError, Decoded, Decoder, DEFAULT_MAX_PAYLOAD, METRIC_KEYS};
-use dashflow_prometheus_exporter::encode::{frame, from_hex, Framing, QualityRecord, WORKED_EXAMPLE};
-use dashflow_prometheus_exporter::event::Normalizer;
+use dashflow_prometheus_exporter::metrics::sessions::SessionTracker;
 use dashflow_prometheus_exporter::metrics::{encode_text, Applier, Metrics};
 use dashflow_prometheus_exporter::proto::dash_stream_message::Message;
 use dashflow_prometheus_exporter::proto::metric_value::Value;
 use dashflow_prometheus_exporter::proto::{DashStreamMessage, MetricValue};
-use dashflow_prometheus_exporter::sessions::SessionTracker;
+use dashflow_prometheus_exporter::sim::encode::{frame, from_hex, Framing, QualityRecord, WORKED_EXAMPLE};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 

@@ -8,9 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{Cluster, Exporter};
-use dashflow_prometheus_exporter::encode::{from_hex, Framing, QualityRecord, WORKED_EXAMPLE};
-use dashflow_prometheus_exporter::generator::{Generator, Traffic};
-use dashflow_prometheus_exporter::labels::{category_label, is_librarian, model_label};
+use dashflow_prometheus_exporter::decode::labels::{category_label, is_librarian, model_label};
+use dashflow_prometheus_exporter::sim::encode::{from_hex, Framing, QualityRecord, WORKED_EXAMPLE};
+use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Cluster, Exporter, Scrape};
-use dashflow_prometheus_exporter::encode::{from_hex, WORKED_EXAMPLE};
+use dashflow_prometheus_exporter::sim::encode::{from_hex, WORKED_EXAMPLE};
 
 const WAIT: Duration = Duration::from_secs(30);
 const QUERIES: &str = "dashstream_quality_monitor_queries_total";

@@ -1,8 +1,8 @@
 //! Records encoded by the official protobuf runtime from the original `.proto` (tests/data/dashstream, a copy
 //! of shared/testdata/dashstream) decode to exactly what `cases.json` says.
 
+use dashflow_prometheus_exporter::decode::labels::{category_label, model_label};
 use dashflow_prometheus_exporter::decode::{Decoded, Decoder, OtherKind, DEFAULT_MAX_PAYLOAD};
-use dashflow_prometheus_exporter::labels::{category_label, model_label};
 use serde_json::Value;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dashstream");

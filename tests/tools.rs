@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{free_port, http_request, Cluster, Exporter, Scrape, BIN};
-use dashflow_prometheus_exporter::generator::{Generator, Traffic};
+use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);

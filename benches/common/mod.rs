@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
+use dashflow_prometheus_exporter::decode::event::{Event, Normalizer};
 use dashflow_prometheus_exporter::decode::{Decoded, Decoder, DEFAULT_MAX_PAYLOAD};
-use dashflow_prometheus_exporter::event::{Event, Normalizer};
-use dashflow_prometheus_exporter::family::Family;
-use dashflow_prometheus_exporter::generator::{Generator, Traffic};
+use dashflow_prometheus_exporter::metrics::family::Family;
+use dashflow_prometheus_exporter::metrics::sessions::SessionTracker;
 use dashflow_prometheus_exporter::metrics::{encode_text, unix_now, Applier, Metrics};
-use dashflow_prometheus_exporter::sessions::SessionTracker;
+use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 
 /// Records in a corpus: large enough to cycle through every model, category and application type and a few
 /// hundred sessions, small enough to stay in cache like a poll batch.

@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use dashflow_prometheus_exporter::encode::{frame, Framing, QualityRecord, WORKED_EXAMPLE};
-use dashflow_prometheus_exporter::generator::{Generator, Traffic};
+use dashflow_prometheus_exporter::sim::encode::{frame, Framing, QualityRecord, WORKED_EXAMPLE};
+use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 use dashflow_prometheus_exporter::proto::dash_stream_message::Message;
 use dashflow_prometheus_exporter::proto::metric_value::Value;
 use dashflow_prometheus_exporter::proto::{DashStreamMessage, MetricValue};
@@ -29,7 +29,7 @@ fn main() {
         n += 1;
     };
 
-    write("worked-example", &dashflow_prometheus_exporter::encode::from_hex(WORKED_EXAMPLE));
+    write("worked-example", &dashflow_prometheus_exporter::sim::encode::from_hex(WORKED_EXAMPLE));
     for i in 0..4u64 {
         for (f, name) in FRAMINGS {
             write(&format!("sample{i}-{name}"), &QualityRecord::sample(i).encode(f));

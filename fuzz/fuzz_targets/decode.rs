@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
 use dashflow_prometheus_exporter::decode::{classify, Decoded, Decoder};
-use dashflow_prometheus_exporter::event::Normalizer;
-use dashflow_prometheus_exporter::labels::{CATEGORY_LABELS, MODEL_LABELS};
+use dashflow_prometheus_exporter::decode::event::Normalizer;
+use dashflow_prometheus_exporter::decode::labels::{CATEGORY_LABELS, MODEL_LABELS};
 use dashflow_prometheus_exporter::metrics::{encode_text, Applier, Metrics};
-use dashflow_prometheus_exporter::sessions::SessionTracker;
+use dashflow_prometheus_exporter::metrics::sessions::SessionTracker;
 use libfuzzer_sys::fuzz_target;
 
 /// Largest payload: smaller than the 10 MiB default so that decompression bombs cost milliseconds, not tens

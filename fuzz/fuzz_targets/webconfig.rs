@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use dashflow_prometheus_exporter::webconfig::{is_bcrypt_hash, parse, parse_basic_auth};
+use dashflow_prometheus_exporter::http::webconfig::{is_bcrypt_hash, parse, parse_basic_auth};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -11,11 +11,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde_json::{json, Value};
 
 use crate::config::KafkaConfig;
-use crate::encode::{frame, Framing};
-use crate::generator::{Draw, Generator, Rng, Traffic};
-use crate::labels::{category_label, is_librarian, model_label};
+use crate::decode::labels::{category_label, is_librarian, model_label};
 use crate::proto::{dash_stream_message::Message, DashStreamMessage, TokenChunk};
-use crate::shutdown::Lifecycle;
+use crate::runtime::shutdown::Lifecycle;
+use crate::sim::encode::{frame, Framing};
+use crate::sim::generator::{Draw, Generator, Rng, Traffic};
 
 /// How records are keyed (and so spread over partitions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

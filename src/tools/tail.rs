@@ -13,9 +13,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use crate::config::KafkaConfig;
+use crate::decode::labels::{category_label, model_label};
 use crate::decode::{Decoded, Decoder, QualityEvent};
-use crate::labels::{category_label, model_label};
-use crate::shutdown::Lifecycle;
+use crate::runtime::shutdown::Lifecycle;
 
 #[derive(Clone, Debug)]
 pub struct TailOptions {
@@ -205,7 +205,7 @@ pub fn run(kafka: &KafkaConfig, opts: &TailOptions, life: &Lifecycle) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::{Framing, QualityRecord};
+    use crate::sim::encode::{Framing, QualityRecord};
 
     #[test]
     fn describes_every_kind() {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use prometheus::proto::{self, MetricType};
 
-use crate::expo;
+use crate::metrics::expo;
 
 struct Inner {
     /// Upper bounds, increasing, without a trailing +Inf.
@@ -131,7 +131,7 @@ impl prometheus::core::Metric for Hist {
     }
 }
 
-impl crate::family::Child for Hist {
+impl crate::metrics::family::Child for Hist {
     const KIND: MetricType = MetricType::HISTOGRAM;
     fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
         Hist::write(self, name, labels, out);

@@ -9,9 +9,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::config::{Config, Origin, RawSettings};
-use crate::generator::{Generator, Traffic};
-use crate::mock::MockBroker;
-use crate::shutdown::Lifecycle;
+use crate::runtime::shutdown::Lifecycle;
+use crate::sim::generator::{Generator, Traffic};
+use crate::sim::mock::MockBroker;
 
 /// Options of `demo`.
 #[derive(Clone, Debug)]
@@ -94,7 +94,7 @@ pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32
             return 2;
         }
     };
-    crate::logging::init(cfg.log_level);
+    crate::runtime::logging::init(cfg.log_level);
     info!("{}", crate::app::startup_line(&cfg));
     let traffic = Traffic { seed: opts.seed, ..Traffic::default() };
     let result = std::thread::scope(|s| {

@@ -22,10 +22,10 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
+use crate::decode::event::{Event, Normalizer};
 use crate::decode::{Decoded, Decoder};
-use crate::event::{Event, Normalizer};
 use crate::metrics::Metrics;
-use crate::shutdown::{Lifecycle, RateLimit};
+use crate::runtime::shutdown::{Lifecycle, RateLimit};
 
 /// What crosses the channel: one record's decoded content and its position.
 pub struct Item {

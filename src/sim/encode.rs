@@ -247,7 +247,7 @@ fn put_tag_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 
 /// Writes an unframed `DashStreamMessage` carrying a generated quality event, directly in the protobuf wire
 /// format (the same message [`QualityRecord::message`] builds, minus units and metric types).
-pub fn write_quality_message(out: &mut Vec<u8>, d: &crate::generator::Draw, session: &str) {
+pub fn write_quality_message(out: &mut Vec<u8>, d: &crate::sim::generator::Draw, session: &str) {
     use std::io::Write as _;
     let mut q = [0u8; 24];
     let q_len = {

@@ -1,7 +1,7 @@
 //! Synthetic, reproducible quality traffic (seeded): realistic model names, categories, application types,
 //! sessions with growing turn numbers, skewed latency and retry distributions.
 
-use crate::encode::{Framing, QualityRecord};
+use crate::sim::encode::{Framing, QualityRecord};
 
 /// A small, fast, seedable PRNG (xorshift64*).
 #[derive(Clone, Debug)]
@@ -245,7 +245,7 @@ impl Generator {
         self.session_id(&d, key);
         let mut body = std::mem::take(&mut self.scratch);
         body.clear();
-        crate::encode::write_quality_message(&mut body, &d, key);
+        crate::sim::encode::write_quality_message(&mut body, &d, key);
         value.clear();
         match d.framing {
             Framing::Framed => {

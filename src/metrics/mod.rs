@@ -6,6 +6,11 @@
 //! values and owns the session tracker. Nothing on the apply path looks a label up in a map or allocates for
 //! a label value that has been seen before.
 
+pub mod expo;
+pub mod family;
+pub mod hist;
+pub mod sessions;
+
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::{Collector, Desc};
@@ -13,12 +18,12 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, IntCounter, IntGauge, Opts, Registry};
 
 use crate::config::Buckets;
+use crate::decode::event::Event;
+use crate::decode::labels::{CATEGORY_LABELS, MODEL_LABELS, PRECREATED_MODELS};
 use crate::decode::{OtherKind, ERROR_REASONS, METRIC_KEYS, OTHER_KIND_LABELS};
-use crate::event::Event;
-use crate::family::{Families, Family};
-use crate::hist::Hist;
-use crate::labels::{CATEGORY_LABELS, MODEL_LABELS, PRECREATED_MODELS};
-use crate::sessions::{Closed, SessionTracker};
+use crate::metrics::family::{Families, Family};
+use crate::metrics::hist::Hist;
+use crate::metrics::sessions::{Closed, SessionTracker};
 
 /// The original's `error_type` values, pre-created (at 0) so queries that name them keep working.
 pub const LEGACY_ERROR_TYPES: [&str; 3] = ["decode", "process", "unknown"];
@@ -112,7 +117,7 @@ impl Builder<'_> {
     fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
         self.reg(IntCounter::new(name, help)?)
     }
-    fn fam<T: crate::family::Child>(&self, f: Family<T>) -> Result<Family<T>, prometheus::Error> {
+    fn fam<T: crate::metrics::family::Child>(&self, f: Family<T>) -> Result<Family<T>, prometheus::Error> {
         self.f.register(f.clone()).map_err(|_| prometheus::Error::AlreadyReg)?;
         Ok(f)
     }
@@ -564,7 +569,7 @@ impl Collector for ProcessCollector {
 
 /// Encodes every family in the text exposition format into `buf` (cleared first): the registry's (gathered)
 /// and the labelled [`Family`]s (written from their storage), merged in name order.
-pub fn encode_text(m: &Metrics, buf: &mut Vec<u8>) -> Result<(), crate::expo::ExpoError> {
+pub fn encode_text(m: &Metrics, buf: &mut Vec<u8>) -> Result<(), crate::metrics::expo::ExpoError> {
     buf.clear();
     m.families.encode_with(&m.registry.gather(), buf)
 }
@@ -582,9 +587,9 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::config::{Config, RawSettings};
+    use crate::decode::event::Normalizer;
     use crate::decode::{Decoded, Decoder, DEFAULT_MAX_PAYLOAD};
-    use crate::encode::{Framing, QualityRecord};
-    use crate::event::Normalizer;
+    use crate::sim::encode::{Framing, QualityRecord};
     use std::time::Duration;
 
     fn buckets() -> Buckets {
@@ -638,7 +643,7 @@ mod tests {
     fn initial_exposition_matches_the_original() {
         let m = Metrics::new(&buckets()).unwrap();
         let ours = text(&m);
-        let original = include_str!("../tests/data/original-initial-metrics.txt");
+        let original = include_str!("../../tests/data/original-initial-metrics.txt");
         let ours_set: std::collections::BTreeSet<&str> = ours.lines().collect();
         for line in original.lines() {
             if line.starts_with("dashstream_exporter_process_start_time_seconds ")

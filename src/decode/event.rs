@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
+use crate::decode::labels;
+use crate::decode::wire::{fxhash, PreHashed};
 use crate::decode::{Anomalies, QualityView};
-use crate::labels;
-use crate::wire::{fxhash, PreHashed};
 
 /// A quality event, normalized.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,7 +80,7 @@ impl Normalizer {
 mod tests {
     use super::*;
     use crate::decode::{Decoded, Decoder};
-    use crate::encode::{Framing, QualityRecord};
+    use crate::sim::encode::{Framing, QualityRecord};
 
     #[test]
     fn normalizes_and_caches() {

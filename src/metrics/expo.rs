@@ -333,19 +333,19 @@ mod tests {
     #[test]
     fn the_exporters_registry_after_traffic_matches_the_reference_encoder() {
         use crate::config::{Config, RawSettings};
+        use crate::metrics::sessions::SessionTracker;
         use crate::metrics::{Applier, Metrics};
-        use crate::sessions::SessionTracker;
         use std::time::{Duration, Instant};
 
         let buckets = Config::from_raw(&RawSettings::default()).unwrap().buckets;
         let mut applier =
             Applier::new(Metrics::new(&buckets).unwrap(), SessionTracker::new(Duration::from_secs(300), 1000));
-        let mut generator = crate::generator::Generator::new(crate::generator::Traffic {
+        let mut generator = crate::sim::generator::Generator::new(crate::sim::generator::Traffic {
             seed: 11,
-            ..crate::generator::Traffic::default()
+            ..crate::sim::generator::Traffic::default()
         });
         let mut decoder = crate::decode::Decoder::new(crate::decode::DEFAULT_MAX_PAYLOAD);
-        let mut normalizer = crate::event::Normalizer::default();
+        let mut normalizer = crate::decode::event::Normalizer::default();
         let (mut value, mut key) = (Vec::new(), String::new());
         for _ in 0..2000 {
             value.clear();

@@ -686,7 +686,7 @@ impl Config {
         let header_timeout = v.integer::<u64>("METRICS_HTTP_HEADER_TIMEOUT_SECS", 1, 300);
         let (web_config_file, web_summary) = match v.optional("WEB_CONFIG_FILE") {
             None => (None, None),
-            Some(p) => match crate::webconfig::load_file(std::path::Path::new(&p)) {
+            Some(p) => match crate::http::webconfig::load_file(std::path::Path::new(&p)) {
                 Ok(loaded) => (Some(PathBuf::from(&p)), Some(loaded.config.summary())),
                 Err(e) => {
                     let (_, o) = v.value("WEB_CONFIG_FILE").unwrap_or_default_pair();

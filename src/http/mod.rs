@@ -14,13 +14,15 @@
 //! per admitted connection (joined before its slot is reused), one tiny_http pool thread per connection
 //! tiny_http is serving, plus the fixed request handlers.
 //!
-//! With `--web.config.file` ([`crate::webconfig`]) the relay terminates TLS (client certificates checked per
+//! With `--web.config.file` ([`crate::http::webconfig`]) the relay terminates TLS (client certificates checked per
 //! `client_auth_type`) and the request handlers demand basic auth. The header scanner, its deadline and the
 //! size limit then apply to the decrypted bytes, before tiny_http (and so before any 401) sees them. The TLS
 //! handshake counts against the first request's header deadline (which runs from the accept), and must also
 //! finish within `METRICS_HTTP_TIMEOUT_SECS`: whichever is shorter. A connection still in its handshake is an
 //! incomplete header for eviction. At the cap with no connection to evict, a TLS newcomer is closed without
 //! an answer (a plaintext 503 would be a handshake error to it anyway).
+
+pub mod webconfig;
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -37,9 +39,9 @@ use openssl::ssl::{ErrorCode, HandshakeError, SslAcceptor, SslStream};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::config::HttpConfig;
+use crate::http::webconfig::{check_basic_auth, WebState};
 use crate::metrics::{encode_text, Metrics};
-use crate::shutdown::{Lifecycle, RateLimit};
-use crate::webconfig::{check_basic_auth, WebState};
+use crate::runtime::shutdown::{Lifecycle, RateLimit};
 
 /// Exactly what the Prometheus text format 0.0.4 asks for.
 pub const CONTENT_TYPE_METRICS: &str = "text/plain; version=0.0.4";
@@ -101,10 +103,10 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let backend = UnixAddr::from_abstract_name(name.as_bytes()).map_err(|e| err(Box::new(e)))?;
     let unix = UnixListener::bind_addr(&backend).map_err(|e| err(Box::new(e)))?;
     // tiny_http's accept thread, and the connection threads it starts, inherit the short scheduler slice of
-    // the thread that creates the server (see `crate::sched`).
-    let server = crate::sched::on_thread_with(
+    // the thread that creates the server (see `crate::runtime::sched`).
+    let server = crate::runtime::sched::on_thread_with(
         || {
-            crate::sched::prefer_latency();
+            crate::runtime::sched::prefer_latency();
         },
         || Server::from_listener(unix, None),
     )
@@ -227,7 +229,7 @@ impl HttpServer {
     /// a refused newcomer is closed without the (plaintext) 503.
     pub fn run_gate(&self, metrics: &Metrics, life: &Lifecycle) {
         // The relay threads it starts inherit this.
-        crate::sched::prefer_latency_for("http-gate");
+        crate::runtime::sched::prefer_latency_for("http-gate");
         let busy_log = RateLimit::new(Duration::from_secs(10));
         if let Some(Err(e)) = self.server.web.as_ref().map(|w| w.register(&metrics.registry)) {
             warn!("web config metrics not registered: {e}");
@@ -845,7 +847,7 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 
 /// Answers requests until a stop is requested.
 pub fn serve(server: &Backend, metrics: &Metrics, life: &Lifecycle) {
-    crate::sched::prefer_latency_for("http");
+    crate::runtime::sched::prefer_latency_for("http");
     let mut buf = Vec::with_capacity(64 * 1024);
     while !life.http_stop_requested() {
         match server.recv_timeout(Duration::from_millis(200)) {

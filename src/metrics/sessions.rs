@@ -9,7 +9,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::wire::PreHashed;
+use crate::decode::wire::PreHashed;
 
 struct Session {
     max_turn: u32,
@@ -121,7 +121,7 @@ mod tests {
     use super::*;
 
     fn key(s: &str) -> u64 {
-        crate::wire::fxhash(s.as_bytes())
+        crate::decode::wire::fxhash(s.as_bytes())
     }
 
     fn t0() -> Instant {

@@ -1,16 +1,20 @@
 //! Record bytes → [`Decoded`]: framing (reference §1.3), protobuf, and the quality-event mapping (§1.4).
 //!
-//! Pure: no metrics, no I/O. The protobuf is read in place by [`crate::wire`] (no allocation; the result
+//! Pure: no metrics, no I/O. The protobuf is read in place by [`crate::decode::wire`] (no allocation; the result
 //! borrows from the record), accepting exactly what the generated prost types accept (a test compares both on
 //! generated and mutated records). What the decoder notices that is not fatal (a missing header, a metric
 //! value of the wrong type, a clamped or non-finite number) is reported in [`Anomalies`] for counting.
+
+pub mod event;
+pub mod labels;
+pub mod wire;
 
 use std::io::Read;
 
 use prost::Message as _;
 
+use crate::decode::wire::{Reader, WireError, FIXED64, LEN, VARINT};
 use crate::proto::{dash_stream_message::Message, metric_value::Value, DashStreamMessage, Metrics};
-use crate::wire::{Reader, WireError, FIXED64, LEN, VARINT};
 
 /// Frame byte of an uncompressed framed record.
 pub const FRAME_PLAIN: u8 = 0x00;
@@ -675,11 +679,11 @@ fn apply_value(ev: &mut QualityView<'_>, k: usize, value: Val) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::{frame, Framing, QualityRecord, WORKED_EXAMPLE};
     use crate::proto::{Header, MetricValue};
+    use crate::sim::encode::{frame, Framing, QualityRecord, WORKED_EXAMPLE};
 
     fn hex(s: &str) -> Vec<u8> {
-        crate::encode::from_hex(s)
+        crate::sim::encode::from_hex(s)
     }
 
     fn quality(d: Result<Decoded, DecodeError>) -> (QualityEvent, Anomalies) {
@@ -918,8 +922,8 @@ mod tests {
     /// records of every shape and on a quarter of a million mutations of them.
     #[test]
     fn in_place_reader_agrees_with_prost() {
-        use crate::generator::{Generator, Rng, Traffic};
         use crate::proto::{dash_stream_message::Message as M, TokenChunk};
+        use crate::sim::generator::{Generator, Rng, Traffic};
         let mut seeds: Vec<Vec<u8>> = Vec::new();
         let mut g = Generator::new(Traffic { seed: 3, zstd_ratio: 0.0, legacy_ratio: 0.0, ..Traffic::default() });
         for n in 0..40 {

@@ -31,7 +31,7 @@ use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode, SslVersio
 use openssl::x509::X509Name;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
-use crate::shutdown::RateLimit;
+use crate::runtime::shutdown::RateLimit;
 
 /// Why a web config cannot be used. The text names the line and key; it never contains a hash or password.
 #[derive(Debug, Clone, PartialEq, Eq)]

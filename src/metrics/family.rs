@@ -15,8 +15,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prometheus::{IntCounter, IntGauge};
 
-use crate::expo;
-use crate::hist::Hist;
+use crate::metrics::expo;
+use crate::metrics::hist::Hist;
 
 /// A metric type a [`Family`] can hold.
 pub trait Child: prometheus::core::Metric + Clone + Send + Sync + 'static {
@@ -281,7 +281,7 @@ impl Families {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expo::reference;
+    use crate::metrics::expo::reference;
     use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
     /// The same children in a `Family` and in the crate's `MetricVec`: the same bytes.
