@@ -1,18 +1,18 @@
 //! Wires the pipeline: poll thread → bounded channel → worker thread → metrics ← HTTP threads, with one
-//! coordinator for shutdown. Used by the daemon and by `demo`.
+//! coordinator for shutdown, and waits for the end while speaking systemd's notify protocol. Used by the
+//! daemon and by `demo`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use log::{error, info, warn};
 
 use crate::config::{Config, KafkaConfig};
-use crate::ingest::{self, Body, ExporterContext, Item, KafkaSetupError, Progress};
+use crate::ingest::consumer::{create_consumer, ExporterContext, KafkaSetupError};
+use crate::ingest::{offsets, poll, worker};
 use crate::metrics::sessions::SessionTracker;
-use crate::metrics::{unix_now, Applier, Metrics, MetricsError};
+use crate::metrics::{Applier, Metrics, MetricsError};
 use crate::runtime::notify::Notifier;
 use crate::runtime::shutdown::Lifecycle;
 
@@ -46,36 +46,6 @@ impl AppError {
     }
 }
 
-/// Applies items until the channel closes; expires idle sessions once a second, traffic or not.
-pub fn worker_loop(rx: Receiver<Item>, mut applier: Applier, progress: &Progress) {
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut last_expire = Instant::now();
-    loop {
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(item) => Some(item),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        if let Some(first) = first {
-            let wall = unix_now();
-            let now = Instant::now();
-            let mut count = 0u64;
-            for item in std::iter::once(first).chain(rx.try_iter().take(4095)) {
-                if let Body::Quality(ev) = &item.body {
-                    applier.apply(ev, wall, now);
-                }
-                next.insert(item.partition, item.offset + 1);
-                count += 1;
-            }
-            progress.record(count, &mut next);
-        }
-        if last_expire.elapsed() >= Duration::from_secs(1) {
-            applier.expire_sessions(Instant::now());
-            last_expire = Instant::now();
-        }
-    }
-}
-
 /// Runs the whole exporter until `life` is asked to stop. `on_listening` receives the HTTP address once bound.
 pub fn run(cfg: &Config, life: Arc<Lifecycle>, on_listening: impl FnOnce(SocketAddr)) -> Result<(), AppError> {
     let metrics = Metrics::new(&cfg.buckets)?;
@@ -88,36 +58,40 @@ pub fn run_with_metrics(
     life: Arc<Lifecycle>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
-    let progress = Arc::new(Progress::default());
-    let ctx = ExporterContext::new(&cfg.kafka, metrics.clone(), life.clone(), progress.clone());
+    let (feed, inbox, offsets) = offsets::channel(
+        CHANNEL_CAPACITY,
+        &cfg.kafka.topic,
+        metrics.offset_store_errors.clone(),
+        metrics.offset_commit_errors.clone(),
+    );
+    let ctx = ExporterContext::new(&cfg.kafka, metrics.clone(), life.clone(), offsets);
     // librdkafka's threads start with the consumer and inherit the lower priority of the thread creating it.
     let consumer = crate::runtime::sched::on_thread_with(
         || crate::runtime::sched::lower_priority_for("kafka", cfg.ingest_nice),
-        || ingest::create_consumer(&cfg.kafka, ctx),
+        || create_consumer(&cfg.kafka, ctx),
     )
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let server = crate::http::bind(&cfg.http)?;
     on_listening(server.addr);
     let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked));
-    let (tx, rx) = crossbeam_channel::bounded::<Item>(CHANNEL_CAPACITY);
     let max_payload = cfg.max_payload_bytes;
     let linger = cfg.http.shutdown_linger;
 
     let outcome = std::thread::scope(|s| {
         let spawn = |name: &'static str| std::thread::Builder::new().name(name.into());
-        let (life, progress, server, metrics) = (&life, &progress, &server, &metrics);
+        let (life, server, metrics) = (&life, &server, &metrics);
         spawn("kafka-poll")
             .spawn_scoped(s, move || {
                 let _g = life.thread("kafka-poll");
                 crate::runtime::sched::lower_priority_for("kafka-poll", cfg.ingest_nice);
-                ingest::poll_loop(consumer, tx, max_payload);
+                poll::poll_loop(consumer, feed, max_payload);
             })
             .expect("spawn thread");
         spawn("worker")
             .spawn_scoped(s, move || {
                 let _g = life.thread("worker");
                 crate::runtime::sched::lower_priority_for("worker", cfg.ingest_nice);
-                worker_loop(rx, applier, progress);
+                worker::worker_loop(inbox, applier);
             })
             .expect("spawn thread");
         spawn("http-gate")

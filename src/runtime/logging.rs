@@ -1,4 +1,6 @@
-//! Logging through `log` + `simplelog` to standard error.
+//! Logging through `log` + `simplelog` to standard error, where systemd's journal and container runtimes
+//! collect it: one line per message with an RFC 3339 timestamp and its target (the module, or `librdkafka`
+//! for the client library's own lines), without thread names or source locations.
 
 use log::LevelFilter;
 use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};

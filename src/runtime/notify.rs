@@ -1,6 +1,7 @@
-//! systemd's notify protocol over `NOTIFY_SOCKET` (a Unix datagram socket): `READY=1` once the exporter is
-//! ready, `WATCHDOG=1` while it is healthy when the unit sets `WatchdogSec`, `STOPPING=1` at shutdown.
-//! Without `NOTIFY_SOCKET` every call does nothing.
+//! systemd's notify protocol over `NOTIFY_SOCKET` (a Unix datagram socket), so that a `Type=notify` unit
+//! starts its dependents only once the exporter is ready and restarts it when it hangs: `READY=1` once the
+//! exporter is ready, `WATCHDOG=1` while it is healthy when the unit sets `WatchdogSec`, `STOPPING=1` at
+//! shutdown. Without `NOTIFY_SOCKET` every call does nothing.
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};

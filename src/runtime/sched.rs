@@ -1,21 +1,12 @@
-//! Scheduler hints: short slices for the threads that answer HTTP, a lower priority for the ingest threads.
+//! Scheduler hints, so that a scrape does not wait while a backlog drain keeps every core busy: short slices
+//! for the threads that answer HTTP, a lower priority for the ingest threads (README, How it works).
 //!
-//! While the exporter drains a backlog, the poll thread, the worker and librdkafka's threads (and, on a small
-//! host, often the broker) keep every core busy. A scrape wakes four threads in turn (the connection's relay,
-//! tiny_http's connection thread, a request handler, the relay again), and each may wait for the running
-//! thread's time slice to end before it runs: 1.4 ms on the 2-core machine the benchmarks ran on.
-//!
-//! Linux 6.12 and later (the EEVDF scheduler's custom slices) let a thread ask for a shorter slice, from 0.1 ms
-//! up, without privileges. A woken thread with a short slice gets an early deadline and preempts a thread that
-//! is running on a long one, so it runs its few microseconds of work at once. Its share of the CPU is unchanged
-//! (that is still its nice value's); only when it runs changes. Older kernels ignore the request for normal
-//! threads or refuse it; nothing else changes then.
-//!
-//! It does not help a thread that needs more than its share: a request handler that encodes and compresses
-//! for half a millisecond is, after its first 0.1 ms, behind the busy threads again and may wait out one of
-//! their slices (`perf sched` showed 1.4 ms). So the ingest threads also run `KAFKA_INGEST_NICE` nice levels
-//! lower ([`lower_priority`]), which works on any kernel, and the handler writes its answer in one piece
-//! (`http::respond_at_once`) so that a preemption after the write no longer delays the client.
+//! A thread asking for a short slice (the EEVDF scheduler's custom slices, Linux 6.12+, no privilege
+//! needed) gets an early deadline when woken and runs its few microseconds of work at once instead of after
+//! a busy thread's slice; its CPU share is unchanged, and older kernels ignore or refuse the request. A
+//! request handler needs more than one short slice, so the ingest threads also run `KAFKA_INGEST_NICE` nice
+//! levels lower ([`lower_priority`]), which works on any kernel. Both are best effort; figures are in
+//! benches/RESULTS.md.
 
 /// The slice the HTTP threads ask for: the shortest the kernel grants.
 pub const SHORT_SLICE_NS: u64 = 100_000;
@@ -116,8 +107,8 @@ pub fn prefer_latency_for(thread: &str) {
 ///
 /// The ingest threads (librdkafka's, the poll thread, the worker) take this so that on saturated cores the
 /// HTTP threads win: their weight against a nice-0 thread drops to about a third at +5. A slice alone does
-/// not do it: a request handler needs a few hundred microseconds of CPU per scrape, more than its slice, and
-/// at equal weight it then waits for the busy threads' slices (`perf sched` showed 1.4 ms waits).
+/// not do it: a request handler needs more CPU per scrape than one short slice, and at equal weight it then
+/// waits out the busy threads' slices.
 pub fn lower_priority(by: i32) -> std::io::Result<i32> {
     // SAFETY: getpriority/setpriority(2) on the calling thread (who = 0 is the caller's thread id on Linux).
     unsafe {

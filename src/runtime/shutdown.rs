@@ -1,5 +1,7 @@
-//! One coordinator for the process's life: the shutdown request (from SIGINT/SIGTERM or a failed thread),
-//! liveness of the pipeline threads (`/-/healthy`), and readiness (`/-/ready`).
+//! One coordinator for the process's life, shared by every thread: the shutdown request (from SIGINT/SIGTERM
+//! or a failed thread), liveness of the pipeline threads (`/-/healthy`) and readiness (`/-/ready`). The HTTP
+//! threads are told to stop separately and last, so a final scrape still sees every applied event. Also a
+//! rate limit for log lines that can repeat quickly.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -67,24 +69,14 @@ impl Lifecycle {
 
     /// Blocks until a stop is requested.
     pub fn wait_for_stop(&self) {
-        let mut s = self.lock();
-        while !s.requested {
-            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
+        let _s = self.changed.wait_while(self.lock(), |s| !s.requested).unwrap_or_else(|p| p.into_inner());
     }
 
     /// Blocks until a stop is requested or `timeout` passes; true if a stop was requested.
     pub fn wait_for_stop_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut s = self.lock();
-        while !s.requested {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            s = self.changed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        true
+        let (_guard, waited) =
+            self.changed.wait_timeout_while(self.lock(), timeout, |s| !s.requested).unwrap_or_else(|p| p.into_inner());
+        !waited.timed_out()
     }
 
     /// Registers a pipeline thread; the guard marks it dead when dropped (on return or panic).
@@ -102,15 +94,10 @@ impl Lifecycle {
 
     /// Waits until at most `n` registered threads are running, or the deadline; true if reached.
     pub fn wait_running_at_most(&self, n: usize, deadline: Instant) -> bool {
-        let mut s = self.lock();
-        while s.running > n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            s = self.changed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        true
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let (_guard, waited) =
+            self.changed.wait_timeout_while(self.lock(), timeout, |s| s.running > n).unwrap_or_else(|p| p.into_inner());
+        !waited.timed_out()
     }
 
     /// `/-/healthy`: every pipeline thread is running and no stop was requested for a failure.
@@ -205,6 +192,26 @@ mod tests {
         drop(g);
         assert!(l.failed());
         assert!(l.stop_requested());
+    }
+
+    #[test]
+    fn waits_end_at_the_condition_or_the_timeout() {
+        let l = Lifecycle::new();
+        assert!(!l.wait_for_stop_timeout(Duration::from_millis(10)));
+        let g = l.thread("a");
+        assert!(!l.wait_running_at_most(0, Instant::now() + Duration::from_millis(10)));
+        assert!(l.wait_running_at_most(1, Instant::now()), "reached already: no wait, even at the deadline");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                l.request_stop();
+                drop(g);
+            });
+            assert!(l.wait_for_stop_timeout(Duration::from_secs(10)));
+            assert!(l.wait_threads(Instant::now() + Duration::from_secs(10)));
+        });
+        l.wait_for_stop();
+        assert!(l.wait_for_stop_timeout(Duration::ZERO));
     }
 
     #[test]

@@ -1,0 +1,108 @@
+//! The poll thread's loop: polls the consumer, decodes each record on the spot into a small event (or
+//! counts why it is none), and sends every record to the worker through the [`Feed`], so that its offset
+//! moves on in order with the others. Between polls it stores the applied offsets; at the end it drains and
+//! commits (README, How it works).
+
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{BorrowedMessage, Message as _};
+
+use crate::decode::event::{Event, Normalizer};
+use crate::decode::{Decoded, Decoder};
+use crate::ingest::consumer::{ExporterConsumer, ExporterContext};
+use crate::ingest::offsets::{Feed, Item};
+use crate::runtime::shutdown::RateLimit;
+
+/// How long one `poll()` waits for a record, and how often applied offsets are stored.
+const POLL_TICK: Duration = Duration::from_millis(100);
+
+/// The poll loop; returns when a stop is requested (after the final drain and commit) or the worker is gone.
+pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize) {
+    let ctx = consumer.context();
+    let mut records = Records {
+        ctx,
+        decoder: Decoder::new(max_payload),
+        normalizer: Normalizer::default(),
+        bad_log: RateLimit::new(Duration::from_secs(10)),
+    };
+    let mut last_store = Instant::now();
+    while !ctx.life.stop_requested() {
+        let item = match consumer.poll(POLL_TICK) {
+            None => None,
+            Some(Err(e)) => {
+                ctx.count_error("consumer error", &e);
+                None
+            }
+            Some(Ok(msg)) => Some(records.item(&msg)),
+        };
+        if let Some(item) = item {
+            if feed.send(item).is_err() {
+                error!("worker thread is gone; stopping the consumer");
+                break;
+            }
+        }
+        if last_store.elapsed() >= POLL_TICK {
+            ctx.offsets.store_applied(&consumer);
+            last_store = Instant::now();
+            ctx.check_idle(last_store);
+        }
+    }
+    info!("stopping: draining in-flight records and committing offsets");
+    ctx.offsets.commit_at_shutdown(&consumer);
+    drop(feed);
+    consumer.unsubscribe();
+    drop(consumer);
+    info!("kafka consumer closed");
+}
+
+/// Turns records into channel items, counting the ones that carry no quality event.
+struct Records<'a> {
+    ctx: &'a ExporterContext,
+    decoder: Decoder,
+    normalizer: Normalizer,
+    bad_log: RateLimit,
+}
+
+impl Records<'_> {
+    fn item(&mut self, msg: &BorrowedMessage<'_>) -> Item {
+        let (partition, offset) = (msg.partition(), msg.offset());
+        Item { partition, offset, event: self.event(msg.payload(), partition, offset) }
+    }
+
+    fn event(&mut self, payload: Option<&[u8]>, partition: i32, offset: i64) -> Option<Event> {
+        let m = &self.ctx.metrics;
+        m.messages_received.inc();
+        let Some(bytes) = payload else {
+            m.payload_missing.inc();
+            if let Some(n) = self.bad_log.check() {
+                warn!("record {partition}/{offset} has no payload ({n} bad records not logged)");
+            }
+            return None;
+        };
+        match self.decoder.decode(bytes) {
+            Ok(Decoded::Quality(v)) => Some(self.normalizer.event(&v)),
+            Ok(Decoded::WrongScope(scope)) => {
+                m.wrong_scope.inc();
+                debug!("record {partition}/{offset}: scope {scope:?} is not \"quality\"");
+                None
+            }
+            Ok(Decoded::Other(kind)) => {
+                m.count_other(kind);
+                None
+            }
+            Err(e) => {
+                m.messages_failed[e.reason_index()].inc();
+                if let Some(n) = self.bad_log.check() {
+                    warn!(
+                        "record {partition}/{offset} ({} bytes) rejected: {e} [{}] ({n} bad records not logged)",
+                        bytes.len(),
+                        e.reason()
+                    );
+                }
+                None
+            }
+        }
+    }
+}
