@@ -82,7 +82,9 @@ impl ExporterContext {
         }
         w.last_warning = Some(now);
         warn!(
-            "no partition of topic {:?} assigned for {} s although connected: this member of group {:?} consumes              nothing. Either the group has at least as many other members as the topic has partitions (a standby),              or the broker still counts a member that died as their owner (README, Troubleshooting)",
+            "no partition of topic {:?} assigned for {} s although connected: this member of group {:?} consumes \
+             nothing. Either the group has at least as many other members as the topic has partitions \
+             (a standby), or the broker still counts a member that died as their owner (README, Troubleshooting)",
             self.topic,
             idle.as_secs(),
             w.group
