@@ -67,18 +67,15 @@ impl HttpServer {
 /// is dropped and retried only a second later. (The kernel caps it at net.core.somaxconn.)
 const ACCEPT_BACKLOG: i32 = 1024;
 
-/// Binds the public listener and starts tiny_http on a private abstract Unix socket.
+/// Binds the public listener and starts tiny_http on a private abstract Unix socket. The web config, if
+/// any, is the one the settings stage read (`cfg.web_config`): it is not read again here.
 pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let err = |e: Box<dyn std::error::Error + Send + Sync>| BindError { addr, source: e };
-    let web = match &cfg.web_config_file {
-        None => None,
-        Some(path) => {
-            let state = WebState::new(path).map_err(|e| err(Box::new(e)))?;
-            info!("web config {}: {}", path.display(), state.current().config.summary());
-            Some(Arc::new(state))
-        }
-    };
+    let web = cfg.web_config.as_ref().map(|file| {
+        info!("web config {}: {}", file.path().display(), file.summary());
+        Arc::new(WebState::new(file.clone()))
+    });
     let listener = TcpListener::bind(addr).map_err(|e| err(Box::new(e)))?;
     // SAFETY: listen(2) on the listener's own socket, which is already listening; only the backlog changes.
     unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_BACKLOG) };

@@ -17,7 +17,8 @@
 //! in errors, logs or `Debug` output.
 //!
 //! From text to use: `yaml` reads lines, `settings` (with `tls` and `basic_auth` for their sections) turns
-//! them into a [`WebConfig`], `reload` keeps the one in force and re-reads it when its files change.
+//! them into a [`WebConfig`]. [`load_file`] reads a file once, for the settings stage to check and the
+//! HTTP server to start from; [`WebState`] keeps the config in force and re-reads it when its files change.
 
 mod basic_auth;
 mod error;
@@ -28,6 +29,6 @@ mod yaml;
 
 pub use basic_auth::{check_basic_auth, is_bcrypt_hash, parse_basic_auth, AuthCache, Users};
 pub use error::WebConfigError;
-pub use reload::{load_file, Loaded, WebState, RELOAD_CHECK_INTERVAL};
+pub use reload::{load_file, Loaded, WebConfigFile, WebState, RELOAD_CHECK_INTERVAL};
 pub use settings::{parse, WebConfig};
 pub use tls::{build_acceptor, ClientAuth, TlsConfig, TlsVersion};
