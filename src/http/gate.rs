@@ -4,7 +4,8 @@
 //! tiny_http would give every open connection a thread and no timeouts, so idle or slow clients could
 //! exhaust the process. At the cap the gate closes the connection that has been sending an incomplete header
 //! the longest, or else one idle in keep-alive, so that trickling or idle clients cannot lock out a scraper;
-//! only when every slot has a request in progress does a newcomer get a 503.
+//! only when every slot has a request in progress does a newcomer get a 503. Threads stay bounded: one
+//! relay thread per admitted connection, joined before its slot is reused.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};

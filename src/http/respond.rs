@@ -60,10 +60,10 @@ pub(super) fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>
 
 /// Sends exactly what `req.respond(resp)` sends, but in one write. `respond` writes the header and then the
 /// body in 8 KiB pieces, each a write to the relay's socket that wakes the relay; on busy cores the handler
-/// is then preempted mid-answer and may wait a whole time slice of another thread (3 ms was seen) before it
-/// writes the rest. Here tiny_http renders the response into memory (its own `raw_print`, with the arguments
-/// `respond` passes) and the bytes go out at once; tiny_http reads the connection's next request once the
-/// writer is dropped, as after `respond`.
+/// is then preempted mid-answer and may wait a whole time slice of another thread before it writes the
+/// rest. Here tiny_http renders the response into memory (its own `raw_print`, with the arguments `respond`
+/// passes) and the bytes go out at once; tiny_http reads the connection's next request once the writer is
+/// dropped, as after `respond`.
 fn respond_at_once(req: Request, resp: Response<std::io::Cursor<Vec<u8>>>) -> std::io::Result<()> {
     let head_only = *req.method() == Method::Head;
     let mut bytes = Vec::with_capacity(resp.data_length().unwrap_or(0) + 512);
