@@ -145,10 +145,10 @@ fn main() {
         let mut cfg = Config::from_raw(&RawSettings::default()).expect("default config").http;
         cfg.bind_ip = [127, 0, 0, 1].into();
         cfg.port = 0;
-        cfg.web_config_file = web.map(|text| {
+        cfg.web_config = web.map(|text| {
             let p: PathBuf = dir.join(format!("{}.yml", name.replace(' ', "_")));
             std::fs::write(&p, text).unwrap();
-            p
+            http::webconfig::load_file(&p).expect("web config")
         });
         let metrics = Metrics::new(&default_buckets()).unwrap();
         let server = http::bind(&cfg).expect("bind");

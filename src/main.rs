@@ -261,8 +261,8 @@ fn check_config(m: &ArgMatches) -> i32 {
     for line in described {
         println!("{line}");
     }
-    if let (Some(path), Some(summary)) = (&cfg.http.web_config_file, &cfg.http.web_summary) {
-        println!("web config {}: {summary}", path.display());
+    if let Some(web) = &cfg.http.web_config {
+        println!("web config {}: {}", web.path().display(), web.summary());
     }
     println!("librdkafka consumer properties:");
     let props = cfg.kafka.consumer_properties();

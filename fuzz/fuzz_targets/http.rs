@@ -1,4 +1,4 @@
-//! The pure request handling of src/http.rs: `accepts_gzip` on any `Accept-Encoding` value.
+//! The pure request handling of src/http/respond.rs: `accepts_gzip` on any `Accept-Encoding` value.
 //!
 //! Findings: a panic, or a violation of the list semantics the function implements: a result of true needs a
 //! `gzip` or `*` coding in the value; adding a non-gzip coding in front, or a refused `gzip;q=0` at the end,

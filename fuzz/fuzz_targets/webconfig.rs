@@ -1,5 +1,5 @@
-//! The `--web.config.file` side of src/webconfig.rs: the YAML-subset parser and the `Authorization: Basic`
-//! header decoder (the bcrypt check itself is a library call costing ~50 ms, far too slow to fuzz).
+//! The `--web.config.file` side of src/http/webconfig/: the YAML-subset parser and the `Authorization: Basic`
+//! header decoder (the bcrypt check itself is a library call, deliberately far too slow to fuzz).
 //!
 //! The first byte picks what the rest is: even → the text of a web config file, odd → a header value.
 //! Findings: a panic; a parse error whose message repeats a bcrypt hash of the input (errors name the line

@@ -347,10 +347,9 @@ pub struct HttpConfig {
     /// Time allowed to receive a complete request header (from its first byte, or from accept).
     pub header_timeout: Duration,
     pub shutdown_linger: Duration,
-    /// `--web.config.file`: checked at start-up (parsed, certificates loaded); loaded again by `http::bind`.
-    pub web_config_file: Option<PathBuf>,
-    /// What the web config turns on (TLS, client auth, user names; never a hash), for logs and `check-config`.
-    pub web_summary: Option<String>,
+    /// `--web.config.file`, read and checked at start-up (parsed, certificates loaded); `http::bind` starts
+    /// from it without reading the file again.
+    pub web_config: Option<crate::http::webconfig::WebConfigFile>,
 }
 
 /// The validated configuration of the daemon.
@@ -684,14 +683,14 @@ impl Config {
         let shutdown_linger = Duration::from_secs(v.integer::<u64>("METRICS_SHUTDOWN_LINGER_SECS", 0, 60));
         let http_timeout = v.integer::<u64>("METRICS_HTTP_TIMEOUT_SECS", 1, 300);
         let header_timeout = v.integer::<u64>("METRICS_HTTP_HEADER_TIMEOUT_SECS", 1, 300);
-        let (web_config_file, web_summary) = match v.optional("WEB_CONFIG_FILE") {
-            None => (None, None),
+        let web_config = match v.optional("WEB_CONFIG_FILE") {
+            None => None,
             Some(p) => match crate::http::webconfig::load_file(std::path::Path::new(&p)) {
-                Ok(loaded) => (Some(PathBuf::from(&p)), Some(loaded.config.summary())),
+                Ok(file) => Some(file),
                 Err(e) => {
                     let (_, o) = v.value("WEB_CONFIG_FILE").unwrap_or_default_pair();
                     v.fail("WEB_CONFIG_FILE", &p, o, format!("expected a valid exporter-toolkit web config: {e}"));
-                    (None, None)
+                    None
                 }
             },
         };
@@ -750,8 +749,7 @@ impl Config {
                 timeout: Duration::from_secs(http_timeout),
                 header_timeout: Duration::from_secs(header_timeout),
                 shutdown_linger,
-                web_config_file,
-                web_summary,
+                web_config,
             },
             max_payload_bytes,
             session_timeout: Duration::from_secs(session_timeout),

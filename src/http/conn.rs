@@ -1,0 +1,121 @@
+//! What the relay of one admitted connection publishes for the gate, and why a relay ended.
+//!
+//! The relay thread writes, the gate thread reads: when every slot is taken, the gate picks a connection to
+//! close from this state (README, HTTP endpoints). Both sides settle a connection's fate once, so each close
+//! is counted once.
+
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+use crate::metrics::HTTP_CLOSE_REASONS;
+
+/// `Conn::header_since` when no request header is in progress.
+pub(super) const NO_HEADER: u64 = u64::MAX;
+
+/// What the relay of one admitted connection publishes for the gate, which picks a connection to close when
+/// all slots are taken.
+pub(super) struct Conn {
+    /// Handles on the client socket and (once connected) the socket to tiny_http: shutting both down ends
+    /// the relay, also when it is blocked writing to either.
+    pub tcp: TcpStream,
+    pub backend: std::sync::Mutex<Option<UnixStream>>,
+    /// Microseconds (since `epoch`) when the request header now being received began (accept time for a new
+    /// connection); `NO_HEADER` when none is in progress.
+    pub header_since: AtomicU64,
+    /// Microseconds (since `epoch`) of the last byte moved in either direction.
+    pub last: AtomicU64,
+    /// A complete request header was passed on and no byte of an answer has come back since.
+    pub awaiting: AtomicBool,
+    /// `LIVE`, then `ENDING` (set by the relay as it ends on its own) or `EVICTED` (set by the gate), once:
+    /// each close is counted by whichever of the two set it.
+    fate: AtomicU8,
+    pub epoch: Instant,
+    /// `dashstream_exporter_http_connections_closed_total`, indexed like `HTTP_CLOSE_REASONS`.
+    closed: [prometheus::IntCounter; HTTP_CLOSE_REASONS.len()],
+}
+
+const LIVE: u8 = 0;
+const ENDING: u8 = 1;
+const EVICTED: u8 = 2;
+
+impl Conn {
+    /// A connection accepted just now: its first request header counts as begun (`epoch`: the gate's).
+    pub fn accepted(
+        tcp: TcpStream,
+        epoch: Instant,
+        closed: [prometheus::IntCounter; HTTP_CLOSE_REASONS.len()],
+    ) -> Conn {
+        let now = us_since(epoch, Instant::now());
+        Conn {
+            tcp,
+            backend: std::sync::Mutex::new(None),
+            header_since: AtomicU64::new(now),
+            last: AtomicU64::new(now),
+            awaiting: AtomicBool::new(false),
+            fate: AtomicU8::new(LIVE),
+            epoch,
+            closed,
+        }
+    }
+    pub fn now_us(&self) -> u64 {
+        us_since(self.epoch, Instant::now())
+    }
+    pub fn evicted(&self) -> bool {
+        self.fate.load(Ordering::SeqCst) == EVICTED
+    }
+    /// Neither the relay nor the gate has settled how the connection ends.
+    pub fn is_live(&self) -> bool {
+        self.fate.load(Ordering::SeqCst) == LIVE
+    }
+    /// The gate's side of `settle`: marks the connection evicted unless its relay is ending on its own
+    /// already; true when this call decided it (and the gate counts it).
+    pub fn mark_evicted(&self) -> bool {
+        self.fate.compare_exchange(LIVE, EVICTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+    /// Settles, once, why the relay ends (unless the gate evicted it first) and counts it, before the client
+    /// sees the close: a client that has seen it can read the counter. An eviction is counted by the gate,
+    /// which decided it.
+    pub fn settle(&self, why: Closed) -> Closed {
+        match self.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                if !matches!(why, Closed::Normal | Closed::Evicted) {
+                    self.closed[why as usize].inc();
+                }
+                why
+            }
+            Err(_) => Closed::Evicted,
+        }
+    }
+}
+
+/// Why a relay ended; the server's own closes are indexed like `HTTP_CLOSE_REASONS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Closed {
+    IdleTimeout = 0,
+    HeaderTimeout = 1,
+    HeaderTooLarge = 2,
+    Evicted = 3,
+    /// The client or tiny_http closed, or a socket error.
+    Normal = 4,
+}
+
+pub(super) fn us_since(epoch: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(epoch).as_micros() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_index_the_metric_labels() {
+        use crate::metrics::HTTP_CLOSE_REASONS;
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::IdleTimeout as usize], "idle_timeout");
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::HeaderTimeout as usize], "header_timeout");
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::HeaderTooLarge as usize], "header_too_large");
+        assert_eq!(HTTP_CLOSE_REASONS[Closed::Evicted as usize], "evicted");
+        assert_eq!(Closed::Normal as usize, HTTP_CLOSE_REASONS.len());
+    }
+}

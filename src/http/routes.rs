@@ -1,0 +1,95 @@
+//! The request handlers: basic auth when the web config asks for it, then `/metrics`, `/`, `/-/healthy`
+//! and `/-/ready` (README, HTTP endpoints); anything else is a 404, any method but GET and HEAD a 405.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, error};
+use tiny_http::{Method, Request, Response, Server};
+
+use super::respond::{header, respond_metrics};
+use crate::http::webconfig::{check_basic_auth, WebState};
+use crate::metrics::Metrics;
+use crate::runtime::shutdown::Lifecycle;
+
+/// The request side: tiny_http and the web config (basic auth users) the handlers check.
+pub struct Backend {
+    pub server: Server,
+    pub web: Option<Arc<WebState>>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+/// Answers requests until a stop is requested.
+pub fn serve(server: &Backend, metrics: &Metrics, life: &Lifecycle) {
+    crate::runtime::sched::prefer_latency_for("http");
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while !life.http_stop_requested() {
+        match server.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(req)) => handle(req, server.web.as_deref(), metrics, life, &mut buf),
+            Ok(None) => {}
+            Err(e) => {
+                error!("http server: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn landing_page() -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>DashFlow Prometheus Exporter</title></head><body>\n\
+<h1>DashFlow Prometheus Exporter</h1>\n<p>Version {}</p>\n<ul>\n\
+<li><a href=\"/metrics\">/metrics</a>: metrics in the Prometheus text format</li>\n\
+<li><a href=\"/-/healthy\">/-/healthy</a>: 200 while every thread is running</li>\n\
+<li><a href=\"/-/ready\">/-/ready</a>: 200 while the Kafka consumer is connected</li>\n\
+</ul>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
+    if let Some(web) = web {
+        let current = web.current();
+        let auth = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
+        if !check_basic_auth(auth, &current.config.users, &web.cache) {
+            web.auth_failures.inc();
+            let resp = Response::from_string("Unauthorized\n")
+                .with_status_code(401)
+                .with_header(header("WWW-Authenticate", "Basic"));
+            if let Err(e) = req.respond(resp) {
+                debug!("http response not sent: {e}");
+            }
+            return;
+        }
+    }
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    let known = matches!(path.as_str(), "/" | "/metrics" | "/-/healthy" | "/-/ready");
+    let resp = if !known {
+        Response::from_string("404 page not found\n").with_status_code(404)
+    } else if !matches!(req.method(), Method::Get | Method::Head) {
+        Response::from_string("405 method not allowed\n")
+            .with_status_code(405)
+            .with_header(header("Allow", "GET, HEAD"))
+    } else {
+        match path.as_str() {
+            "/metrics" => return respond_metrics(req, metrics, buf),
+            "/-/healthy" => status_page(life.healthy(), "Healthy", "Unhealthy"),
+            "/-/ready" => status_page(life.ready(), "Ready", "Not ready: no connection to the Kafka cluster"),
+            _ => Response::from_string(landing_page()).with_header(header("Content-Type", "text/html; charset=utf-8")),
+        }
+    };
+    if let Err(e) = req.respond(resp) {
+        debug!("http response not sent: {e}");
+    }
+}
+
+fn status_page(ok: bool, yes: &str, no: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    let (code, text) = if ok { (200, yes) } else { (503, no) };
+    Response::from_string(format!("{text}\n")).with_status_code(code)
+}

@@ -1,0 +1,234 @@
+//! A web config file read once ([`load_file`]), and the config in force ([`WebState`]), re-read when the file
+//! or the files it names change.
+//!
+//! The settings stage reads and checks the file; the HTTP server starts from that value and reads the files
+//! again only when they change. The check runs at most once a second, when a connection or a request asks
+//! for the config, and sees a change by `stat` (mtime, size, inode). An invalid new version is logged and
+//! counted, and the previous one stays in force.
+
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use log::{error, info};
+use openssl::ssl::SslAcceptor;
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+
+use super::basic_auth::AuthCache;
+use super::error::WebConfigError;
+use super::settings::{parse, WebConfig};
+use super::tls::build_acceptor;
+use crate::runtime::shutdown::RateLimit;
+
+/// A web config read from disk, with its TLS context built.
+pub struct Loaded {
+    pub config: WebConfig,
+    pub acceptor: Option<SslAcceptor>,
+}
+
+/// A web config file as read and checked once: what the server starts from.
+#[derive(Clone)]
+pub struct WebConfigFile {
+    path: PathBuf,
+    loaded: Arc<Loaded>,
+    /// The files read, each stamped just before it was read.
+    stamps: Vec<(PathBuf, Stamp)>,
+}
+
+impl WebConfigFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn config(&self) -> &WebConfig {
+        &self.loaded.config
+    }
+
+    /// One line for `check-config` and the start-up log: what is on, never a hash.
+    pub fn summary(&self) -> String {
+        self.loaded.config.summary()
+    }
+}
+
+/// The path and the summary: never a hash, nor the TLS context.
+impl fmt::Debug for WebConfigFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebConfigFile").field("path", &self.path).field("summary", &self.summary()).finish()
+    }
+}
+
+/// Reads, parses and builds everything a web config file names. Errors name the file.
+pub fn load_file(path: &Path) -> Result<WebConfigFile, WebConfigError> {
+    let (stamps, loaded) = read_stamped(path, Vec::new);
+    Ok(WebConfigFile { path: path.to_path_buf(), loaded: Arc::new(loaded?), stamps })
+}
+
+/// Reads the config file and builds what it names, stamping each file just before it is read, so that a
+/// change during the read shows at the next check. When the file does not parse, the files named by
+/// `fallback` are stamped instead (those of the config in force: still the ones to watch).
+fn read_stamped(
+    path: &Path,
+    fallback: impl FnOnce() -> Vec<PathBuf>,
+) -> (Vec<(PathBuf, Stamp)>, Result<Loaded, WebConfigError>) {
+    let config_stamp = stamp(path);
+    let parsed = read_config(path);
+    let files = match &parsed {
+        Ok(config) => config.files(),
+        Err(_) => fallback(),
+    };
+    let stamps = std::iter::once((path.to_path_buf(), config_stamp))
+        .chain(files.into_iter().map(|p| (p.clone(), stamp(&p))))
+        .collect();
+    let loaded = parsed.and_then(|config| {
+        let acceptor = config.tls.as_ref().map(build_acceptor).transpose()?;
+        Ok(Loaded { config, acceptor })
+    });
+    (stamps, loaded)
+}
+
+fn read_config(path: &Path) -> Result<WebConfig, WebConfigError> {
+    let text = std::fs::read(path).map_err(|e| WebConfigError(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8(text).map_err(|_| WebConfigError(format!("{}: not UTF-8 text", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base).map_err(|e| WebConfigError(format!("{}: {e}", path.display())))
+}
+
+/// Identity of a file's content as far as `stat` tells: (mtime ns, size, inode), `None` if it cannot be read.
+type Stamp = Option<(i64, u64, u64)>;
+
+fn stamp(p: &Path) -> Stamp {
+    std::fs::metadata(p).ok().map(|m| (m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.size(), m.ino()))
+}
+
+struct Watch {
+    current: Arc<Loaded>,
+    /// The config file and the files named by the config last read (valid or not), with their stamps then.
+    stamps: Vec<(PathBuf, Stamp)>,
+    checked: Instant,
+}
+
+/// The web config in force; shared by the connection threads (TLS) and the request threads (basic auth).
+pub struct WebState {
+    path: PathBuf,
+    watch: Mutex<Watch>,
+    pub cache: AuthCache,
+    reload_ok: IntCounter,
+    reload_failed: IntCounter,
+    reloads: IntCounterVec,
+    pub auth_failures: IntCounter,
+    pub tls_failures: IntCounter,
+    error_log: RateLimit,
+}
+
+/// How often the files are checked for changes, at most.
+pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+impl WebState {
+    /// Starts from the file as [`load_file`] read it; the files are read again only once they change.
+    pub fn new(file: WebConfigFile) -> WebState {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "dashstream_exporter_web_config_reloads_total",
+                "Re-reads of --web.config.file (and the files it names) after a change, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let auth_failures = IntCounter::new(
+            "dashstream_exporter_web_auth_failures_total",
+            "HTTP requests refused with 401: missing or wrong basic auth credentials",
+        )
+        .expect("valid metric");
+        let tls_failures = IntCounter::new(
+            "dashstream_exporter_web_tls_handshake_failures_total",
+            "TLS handshakes that failed or timed out (no or untrusted client certificate, protocol errors, plain HTTP)",
+        )
+        .expect("valid metric");
+        WebState {
+            path: file.path,
+            watch: Mutex::new(Watch { current: file.loaded, stamps: file.stamps, checked: Instant::now() }),
+            cache: AuthCache::default(),
+            reload_ok: reloads.with_label_values(&["success"]),
+            reload_failed: reloads.with_label_values(&["failure"]),
+            reloads,
+            auth_failures,
+            tls_failures,
+            error_log: RateLimit::new(Duration::from_secs(10)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds the reload, auth-failure and TLS-failure counters to a registry.
+    pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.reloads.clone()))?;
+        registry.register(Box::new(self.auth_failures.clone()))?;
+        registry.register(Box::new(self.tls_failures.clone()))
+    }
+
+    /// The config in force, re-read first if a second has passed since the last check and a file changed.
+    pub fn current(&self) -> Arc<Loaded> {
+        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if w.checked.elapsed() >= RELOAD_CHECK_INTERVAL {
+            w.checked = Instant::now();
+            if w.stamps.iter().any(|(p, s)| stamp(p) != *s) {
+                self.reload(&mut w);
+            }
+        }
+        w.current.clone()
+    }
+
+    fn reload(&self, w: &mut Watch) {
+        let in_force = || w.stamps.iter().skip(1).map(|(p, _)| p.clone()).collect();
+        let (stamps, result) = read_stamped(&self.path, in_force);
+        w.stamps = stamps;
+        match result {
+            Ok(loaded) => {
+                info!("web config {} reloaded: {}", self.path.display(), loaded.config.summary());
+                if loaded.config.users != w.current.config.users {
+                    self.cache.clear();
+                }
+                w.current = Arc::new(loaded);
+                self.reload_ok.inc();
+            }
+            Err(e) => {
+                self.reload_failed.inc();
+                if let Some(n) = self.error_log.check() {
+                    let more = if n > 0 { format!(" ({n} more failures not logged)") } else { String::new() };
+                    error!("web config {}: reload failed, keeping the previous one: {e}{more}", self.path.display());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::webconfig::basic_auth::TEST_HASH;
+
+    /// The server starts from the value read at start-up, without reading the file again, and still
+    /// picks up a change made after that read at its first check.
+    #[test]
+    fn the_server_starts_from_the_file_as_read_and_reloads_on_change() {
+        let dir = std::env::temp_dir().join(format!("dfe-webconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("web.yml");
+        std::fs::write(&path, format!("basic_auth_users:\n  alice: {TEST_HASH}\n")).unwrap();
+        let file = load_file(&path).unwrap();
+        assert_eq!(file.config().users.names().collect::<Vec<_>>(), ["alice"]);
+        assert!(!format!("{file:?}").contains("$2y$"), "{file:?}");
+        std::fs::write(&path, format!("basic_auth_users:\n  bob: {TEST_HASH}\n  carol: {TEST_HASH}\n")).unwrap();
+        let state = WebState::new(file);
+        let names = |s: &WebState| s.current().config.users.names().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(names(&state), ["alice"], "not read again at start-up");
+        std::thread::sleep(RELOAD_CHECK_INTERVAL);
+        assert_eq!(names(&state), ["bob", "carol"], "the change is seen at the first check");
+        assert_eq!(state.reload_ok.get(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
