@@ -118,12 +118,12 @@ fn setting_arg(s: Setting) -> Arg {
 }
 
 /// Adds one flag per setting to a command.
-pub fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
+fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
     settings.iter().fold(cmd, |cmd, &s| cmd.arg(setting_arg(s)))
 }
 
 /// The raw values of `settings` (all defined on the command that produced `m`): flags, then variables.
-pub fn raw_settings(m: &ArgMatches, settings: &[Setting], env: impl Fn(&str) -> Option<String>) -> RawSettings {
+fn raw_settings(m: &ArgMatches, settings: &[Setting], env: impl Fn(&str) -> Option<String>) -> RawSettings {
     RawSettings::collect(settings, |s| m.get_one::<String>(s.env()).cloned(), env)
 }
 
