@@ -1,6 +1,9 @@
 //! The binary's command line and configuration errors, run as an operator would.
 
+use std::collections::BTreeSet;
 use std::process::Command;
+
+use dashflow_prometheus_exporter::config::Setting;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dashflow-prometheus-exporter");
 
@@ -70,4 +73,90 @@ fn port_in_use_is_a_clear_error() {
     let (code, _, err) = run(&[], &[("METRICS_BIND_IP", "127.0.0.1"), ("METRICS_PORT", &port)]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+}
+
+/// The flags a `--help` text lists (the first `--name` of each option line).
+fn listed_flags(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("-h, ").or_else(|| line.strip_prefix("-V, ")).unwrap_or(line);
+            let name = line.strip_prefix("--")?.split(|c: char| c.is_whitespace() || c == '<').next()?;
+            Some(format!("--{name}"))
+        })
+        .collect()
+}
+
+fn flags(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn each_command_lists_exactly_the_flags_it_reads() {
+    let every_setting: BTreeSet<String> = Setting::ALL.iter().map(|s| format!("--{}", s.flag())).collect();
+    let kafka_client = flags(&[
+        "--brokers",
+        "--topic",
+        "--kafka-security-protocol",
+        "--kafka-sasl-mechanism",
+        "--kafka-sasl-username",
+        "--kafka-sasl-password",
+        "--kafka-ssl-ca-location",
+        "--kafka-ssl-certificate-location",
+        "--kafka-ssl-key-location",
+        "--kafka-ssl-key-password",
+        "--kafka-ssl-endpoint-algorithm",
+        "--kafka-broker-address-family",
+        "--dashstream-max-payload-bytes",
+        "--log-level",
+    ]);
+    let produce = flags(&[
+        "--rate",
+        "--count",
+        "--seed",
+        "--partitions-key",
+        "--pass-rate",
+        "--zstd-ratio",
+        "--legacy-ratio",
+        "--bad-ratio",
+        "--sessions",
+        "--linger-ms",
+        "--json",
+        "--help",
+    ]);
+    let tail = flags(&["--from-beginning", "--tail", "--limit", "--partition", "--json", "--help"]);
+    let cases: [(&[&str], BTreeSet<String>); 7] = [
+        (&["--help"], &every_setting | &flags(&["--help", "--version"])),
+        (&["demo", "--help"], &every_setting | &flags(&["--rate", "--partitions", "--seed", "--help"])),
+        (&["check-config", "--help"], &every_setting | &flags(&["--help"])),
+        (&["produce", "--help"], &kafka_client | &produce),
+        (&["tail", "--help"], &kafka_client | &tail),
+        (&["healthcheck", "--help"], flags(&["--url", "--timeout", "--help"])),
+        (&["mock-broker", "--help"], flags(&["--topic", "--partitions", "--help"])),
+    ];
+    for (args, want) in cases {
+        let (code, out, err) = run(args, &[]);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        let got = listed_flags(&out);
+        assert_eq!(got, want, "{args:?} lists {:?} too many, {:?} missing:\n{out}", &got - &want, &want - &got);
+    }
+    let (_, out, _) = run(&["mock-broker", "--help"], &[]);
+    assert!(!out.contains("--metrics-port") && !out.contains("--kafka-brokers"), "{out}");
+    let (_, out, _) = run(&["produce", "--help"], &[]);
+    assert!(out.contains("--kafka-security-protocol") && !out.contains("--metrics-port"), "{out}");
+}
+
+#[test]
+fn a_flag_the_command_does_not_read_is_a_usage_error() {
+    for args in [
+        &["mock-broker", "--metrics-port", "1"][..],
+        &["healthcheck", "--kafka-brokers", "x"],
+        &["produce", "--kafka-consumer-properties", "a=b"],
+        &["tail", "--prometheus-retry-buckets", "1"],
+        &["--metrics-port", "1", "check-config"],
+    ] {
+        let (code, _, err) = run(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("error:"), "{args:?}: {err}");
+    }
 }

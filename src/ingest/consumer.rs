@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
@@ -205,11 +205,7 @@ pub type ExporterConsumer = BaseConsumer<ExporterContext>;
 
 /// Builds and subscribes the group consumer.
 pub fn create_consumer(cfg: &KafkaConfig, ctx: ExporterContext) -> Result<ExporterConsumer, KafkaSetupError> {
-    let mut cc = ClientConfig::new();
-    for (k, v) in cfg.consumer_properties() {
-        cc.set(k, v);
-    }
-    let consumer: ExporterConsumer = cc.create_with_context(ctx).map_err(KafkaSetupError::Config)?;
+    let consumer: ExporterConsumer = cfg.consumer_config().create_with_context(ctx).map_err(KafkaSetupError::Config)?;
     consumer
         .subscribe(&[&cfg.topic])
         .map_err(|source| KafkaSetupError::Subscribe { topic: cfg.topic.clone(), source })?;

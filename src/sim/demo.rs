@@ -8,7 +8,7 @@ use log::{error, info, warn};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::config::{Config, Origin, RawSettings};
+use crate::config::{Config, Origin, RawSettings, Setting};
 use crate::runtime::shutdown::Lifecycle;
 use crate::sim::generator::{Generator, Traffic};
 use crate::sim::mock::MockBroker;
@@ -67,25 +67,25 @@ pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32
         }
     };
     let brokers = mock.bootstrap_servers().to_string();
-    let topic = raw.get("KAFKA_TOPIC").map(|(t, _)| t).unwrap_or_else(|| "dashstream-quality".into());
+    let topic = raw.get(Setting::KafkaTopic).map(|(t, _)| t).unwrap_or_else(|| "dashstream-quality".into());
     if let Err(e) = mock.create_topic(&topic, opts.partitions) {
         eprintln!("cannot create topic {topic}: {e}");
         return 1;
     }
-    raw.set("KAFKA_BROKERS", brokers.clone());
+    raw.set(Setting::KafkaBrokers, brokers.clone());
     // Demo defaults (each only when not set by the operator): a short group session so a restarted demo
     // rejoins quickly, and a short session idle timeout so dashstream_turns_by_session fills within seconds.
     for (k, v) in [
-        ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
-        ("PROMETHEUS_SESSION_TIMEOUT_SECS", "2"),
-        ("METRICS_BIND_IP", "127.0.0.1"),
+        (Setting::KafkaSessionTimeoutMs, "6000"),
+        (Setting::PrometheusSessionTimeoutSecs, "2"),
+        (Setting::MetricsBindIp, "127.0.0.1"),
     ] {
         if raw.get(k).is_some_and(|(_, o)| o == Origin::Default) {
             raw.set(k, v);
         }
     }
-    if raw.get("KAFKA_CONSUMER_PROPERTIES").is_none() {
-        raw.set("KAFKA_CONSUMER_PROPERTIES", "heartbeat.interval.ms=500");
+    if raw.get(Setting::KafkaConsumerProperties).is_none() {
+        raw.set(Setting::KafkaConsumerProperties, "heartbeat.interval.ms=500");
     }
     let cfg = match Config::from_raw(&raw) {
         Ok(c) => c,

@@ -4,6 +4,9 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::config::cli::HealthcheckArgs;
+use crate::config::{RawSettings, Setting};
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CheckError {
     #[error("unsupported URL {0:?}: expected http://HOST[:PORT][/PATH]")]
@@ -16,6 +19,28 @@ pub enum CheckError {
     Status(u16),
     #[error("not an HTTP response: {0:?}")]
     Garbled(String),
+}
+
+/// The `healthcheck` subcommand: exit 0 on a 200 answer, else 1 with the reason.
+pub fn main(args: HealthcheckArgs) -> i32 {
+    let url = args.url.unwrap_or_else(|| default_url(&args.settings));
+    match check(&url, args.timeout) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("healthcheck {url}: {e}");
+            1
+        }
+    }
+}
+
+/// The daemon's readiness URL on loopback: `METRICS_PORT` when it is a valid port, else 9190.
+pub fn default_url(settings: &RawSettings) -> String {
+    let port = settings
+        .get(Setting::MetricsPort)
+        .map(|(p, _)| p)
+        .filter(|p| p.parse::<u16>().is_ok())
+        .unwrap_or_else(|| "9190".into());
+    format!("http://127.0.0.1:{port}/-/ready")
 }
 
 /// Splits `http://host[:port][/path]` into (host:port, path).
@@ -85,5 +110,16 @@ mod tests {
         assert_eq!(parse_url("http://[::1]/x").unwrap(), ("[::1]:80".into(), "/x".into()));
         assert!(parse_url("https://x/").is_err());
         assert!(parse_url("http:///x").is_err());
+    }
+
+    #[test]
+    fn default_url_uses_a_valid_metrics_port() {
+        let url = |port: &str| {
+            let port = port.to_string();
+            default_url(&RawSettings::from_env(|k| (k == "METRICS_PORT").then(|| port.clone())))
+        };
+        assert_eq!(url("9300"), "http://127.0.0.1:9300/-/ready");
+        assert_eq!(url(""), "http://127.0.0.1:9190/-/ready");
+        assert_eq!(url("not-a-port"), "http://127.0.0.1:9190/-/ready");
     }
 }

@@ -10,23 +10,14 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde_json::{json, Value};
 
+pub use crate::config::cli::KeyMode;
+use crate::config::cli::ProduceArgs;
 use crate::config::KafkaConfig;
 use crate::decode::labels::{category_label, is_librarian, model_label};
 use crate::proto::{dash_stream_message::Message, DashStreamMessage, TokenChunk};
 use crate::runtime::shutdown::Lifecycle;
 use crate::sim::encode::{frame, Framing};
 use crate::sim::generator::{Draw, Generator, Rng, Traffic};
-
-/// How records are keyed (and so spread over partitions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyMode {
-    /// The session (thread) id, as DashFlow producers do: a session stays on one partition.
-    Session,
-    /// A random key per record: even spread.
-    Random,
-    /// No key: librdkafka's partitioner decides.
-    None,
-}
 
 #[derive(Clone, Debug)]
 pub struct ProduceOptions {
@@ -183,10 +174,7 @@ impl BadRecords {
 
 /// Producer properties tuned for throughput, records batched for `linger_ms`.
 pub fn producer_config(kafka: &KafkaConfig, linger_ms: u32) -> ClientConfig {
-    let mut cc = ClientConfig::new();
-    for (k, v) in kafka.client_properties() {
-        cc.set(k, v);
-    }
+    let mut cc = kafka.client_config();
     cc.set("linger.ms", linger_ms.to_string())
         .set("batch.num.messages", "10000")
         .set("batch.size", "1000000")
@@ -195,6 +183,48 @@ pub fn producer_config(kafka: &KafkaConfig, linger_ms: u32) -> ClientConfig {
         .set("message.max.bytes", "1048576")
         .set("compression.type", "none");
     cc
+}
+
+/// The `produce` subcommand: sends what `args` asks for, then prints the summary.
+pub fn main(args: ProduceArgs) -> i32 {
+    let (cfg, life) = match super::client_tool_start(&args.settings) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = ProduceOptions {
+        topic: cfg.kafka.topic.clone(),
+        rate: args.rate,
+        count: args.count,
+        keys: args.keys,
+        traffic: Traffic {
+            seed: args.seed,
+            pass_rate: args.pass_rate,
+            zstd_ratio: args.zstd_ratio,
+            legacy_ratio: args.legacy_ratio,
+            active_sessions: args.sessions,
+        },
+        bad_ratio: args.bad_ratio,
+        max_payload: cfg.max_payload_bytes,
+        linger_ms: args.linger_ms,
+    };
+    if opts.traffic.zstd_ratio + opts.traffic.legacy_ratio > 1.0 {
+        eprintln!("--zstd-ratio plus --legacy-ratio must not exceed 1");
+        return super::EXIT_CONFIG;
+    }
+    match run(&cfg.kafka, &opts, &life) {
+        Ok(summary) => {
+            if args.json {
+                println!("{}", summary.to_json());
+            } else {
+                print!("{}", summary.to_text());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("produce failed: {e}");
+            1
+        }
+    }
 }
 
 /// Sends records until `count` is reached or a stop is requested; returns what was sent.

@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
+use crate::config::cli::TailArgs;
 use crate::config::KafkaConfig;
 use crate::decode::labels::{category_label, model_label};
 use crate::decode::{Decoded, Decoder, QualityEvent};
@@ -140,12 +140,32 @@ pub fn text_line(v: &Value) -> String {
     }
 }
 
+/// The `tail` subcommand: prints what `args` asks for.
+pub fn main(args: TailArgs) -> i32 {
+    let (cfg, life) = match super::client_tool_start(&args.settings) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = TailOptions {
+        topic: cfg.kafka.topic.clone(),
+        from_beginning: args.from_beginning,
+        limit: args.limit,
+        partition: args.partition,
+        json: args.json,
+        max_payload: cfg.max_payload_bytes,
+    };
+    match run(&cfg.kafka, &opts, &life) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("tail failed: {e}");
+            1
+        }
+    }
+}
+
 /// Prints records until the limit is reached or a stop is requested; returns how many were printed.
 pub fn run(kafka: &KafkaConfig, opts: &TailOptions, life: &Lifecycle) -> Result<u64, TailError> {
-    let mut cc = ClientConfig::new();
-    for (k, v) in kafka.client_properties() {
-        cc.set(k, v);
-    }
+    let mut cc = kafka.client_config();
     // librdkafka wants a group id even for assign(); this one is never joined (partitions are assigned
     // directly) and never committed to, so no group is created or disturbed.
     let group = format!("dashflow-tail-{}-{}", std::process::id(), crate::metrics::unix_now() as u64);

@@ -1,0 +1,462 @@
+//! The command line: the daemon's flags and each subcommand's, parsed into one [`Invocation`] holding that
+//! command's typed arguments and its [`RawSettings`].
+//!
+//! A command lists, and accepts, only the settings it reads: the daemon, `demo` and `check-config` all of
+//! them; `produce` and `tail` the Kafka connection and security ones ([`TOOL_SETTINGS`]); `healthcheck` and
+//! `mock-broker` none. The daemon's flags go before any subcommand, a subcommand's after it.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+
+use super::raw::RawSettings;
+use super::setting::Setting;
+
+/// What `produce` and `tail` read (what `ToolConfig` validates); their `--brokers` and `--topic` are the
+/// flags of the first two.
+pub const TOOL_SETTINGS: &[Setting] = &[
+    Setting::KafkaBrokers,
+    Setting::KafkaTopic,
+    Setting::KafkaSecurityProtocol,
+    Setting::KafkaSaslMechanism,
+    Setting::KafkaSaslUsername,
+    Setting::KafkaSaslPassword,
+    Setting::KafkaSslCaLocation,
+    Setting::KafkaSslCertificateLocation,
+    Setting::KafkaSslKeyLocation,
+    Setting::KafkaSslKeyPassword,
+    Setting::KafkaSslEndpointAlgorithm,
+    Setting::KafkaBrokerAddressFamily,
+    Setting::DashstreamMaxPayloadBytes,
+    Setting::RustLog,
+];
+
+/// The command to run, with its arguments.
+#[derive(Debug)]
+pub enum Invocation {
+    Daemon(RawSettings),
+    Demo(DemoArgs),
+    Produce(ProduceArgs),
+    Tail(TailArgs),
+    Healthcheck(HealthcheckArgs),
+    CheckConfig(RawSettings),
+    MockBroker(MockBrokerArgs),
+}
+
+#[derive(Debug)]
+pub struct DemoArgs {
+    pub settings: RawSettings,
+    /// Events per second produced.
+    pub rate: u64,
+    pub partitions: i32,
+    pub seed: u64,
+}
+
+/// How `produce` keys records (and so spreads them over partitions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMode {
+    /// The session (thread) id, as DashFlow producers do: a session stays on one partition.
+    Session,
+    /// A random key per record: even spread.
+    Random,
+    /// No key: librdkafka's partitioner decides.
+    None,
+}
+
+#[derive(Debug)]
+pub struct ProduceArgs {
+    pub settings: RawSettings,
+    /// Events per second; 0 = as fast as possible.
+    pub rate: u64,
+    /// Records to send; 0 = until stopped.
+    pub count: u64,
+    pub seed: u64,
+    pub keys: KeyMode,
+    pub pass_rate: f64,
+    pub zstd_ratio: f64,
+    pub legacy_ratio: f64,
+    pub bad_ratio: f64,
+    /// Sessions open at once.
+    pub sessions: usize,
+    pub linger_ms: u32,
+    /// Print the summary as JSON.
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct TailArgs {
+    pub settings: RawSettings,
+    pub from_beginning: bool,
+    /// Stop after this many records (0 = never).
+    pub limit: u64,
+    pub partition: Option<i32>,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct HealthcheckArgs {
+    /// `--url`; without it the daemon's port (`METRICS_PORT`, from `settings`) on loopback.
+    pub url: Option<String>,
+    pub timeout: Duration,
+    pub settings: RawSettings,
+}
+
+#[derive(Debug)]
+pub struct MockBrokerArgs {
+    pub topic: String,
+    pub partitions: i32,
+}
+
+/// The flag of one setting; its id is the variable's name.
+fn setting_arg(s: Setting) -> Arg {
+    let mut help = format!("{} [env: {}]", s.help(), s.env());
+    if let Some(d) = s.default() {
+        help.push_str(&format!(" [default: {d}]"));
+    }
+    Arg::new(s.env()).long(s.flag()).value_name("VALUE").help(help).help_heading("Configuration")
+}
+
+/// Adds one flag per setting to a command.
+fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
+    settings.iter().fold(cmd, |cmd, &s| cmd.arg(setting_arg(s)))
+}
+
+/// The raw values of `settings` (all defined on the command that produced `m`): flags, then variables.
+fn raw_settings(m: &ArgMatches, settings: &[Setting], env: impl Fn(&str) -> Option<String>) -> RawSettings {
+    RawSettings::collect(settings, |s| m.get_one::<String>(s.env()).cloned(), env)
+}
+
+fn ratio(name: &'static str, default: &'static str, help: &'static str) -> Arg {
+    Arg::new(name).long(name).value_parser(parse_ratio).default_value(default).help(help)
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("expected a number from 0 to 1, got {s:?}")),
+    }
+}
+
+/// `--brokers` and `--topic` (the daemon's `--kafka-brokers` and `--kafka-topic` are accepted too), then the
+/// other settings of [`TOOL_SETTINGS`].
+fn with_tool_settings(cmd: Command, own: impl FnOnce(Command) -> Command) -> Command {
+    let (brokers, topic) = (Setting::KafkaBrokers, Setting::KafkaTopic);
+    let cmd = cmd
+        .arg(
+            Arg::new(brokers.env())
+                .long("brokers")
+                .alias(brokers.flag())
+                .value_name("LIST")
+                .help("Bootstrap brokers (overrides KAFKA_BROKERS)"),
+        )
+        .arg(
+            Arg::new(topic.env())
+                .long("topic")
+                .alias(topic.flag())
+                .value_name("TOPIC")
+                .help("Topic (overrides KAFKA_TOPIC)"),
+        );
+    let rest: Vec<Setting> = TOOL_SETTINGS.iter().copied().filter(|&s| s != brokers && s != topic).collect();
+    with_settings(own(cmd), &rest)
+}
+
+fn demo() -> Command {
+    let cmd = Command::new("demo")
+        .about("Run the exporter against a built-in Kafka-protocol broker fed with synthetic traffic")
+        .arg(
+            Arg::new("rate")
+                .long("rate")
+                .value_parser(value_parser!(u64).range(1..=1_000_000))
+                .default_value("300")
+                .help("Events per second to produce"),
+        )
+        .arg(
+            Arg::new("partitions")
+                .long("partitions")
+                .value_parser(value_parser!(i32).range(1..=1024))
+                .default_value("3")
+                .help("Partitions of the demo topic"),
+        )
+        .arg(Arg::new("seed").long("seed").value_parser(value_parser!(u64)).default_value("1").help("Traffic seed"));
+    with_settings(cmd, Setting::ALL)
+}
+
+fn produce() -> Command {
+    let cmd =
+        Command::new("produce").about("Send synthetic quality events to a Kafka topic and print exactly what was sent");
+    with_tool_settings(cmd, |cmd| {
+        cmd.arg(
+            Arg::new("rate")
+                .long("rate")
+                .value_parser(value_parser!(u64))
+                .default_value("1000")
+                .help("Events per second (0 = as fast as possible)"),
+        )
+        .arg(
+            Arg::new("count")
+                .long("count")
+                .value_parser(value_parser!(u64))
+                .default_value("10000")
+                .help("Records to send (0 = until Ctrl-C)"),
+        )
+        .arg(
+            Arg::new("seed")
+                .long("seed")
+                .value_parser(value_parser!(u64))
+                .default_value("1")
+                .help("Seed: the same seed sends the same records"),
+        )
+        .arg(
+            Arg::new("partitions-key")
+                .long("partitions-key")
+                .value_parser(["session", "random", "none"])
+                .default_value("session")
+                .help("Record key: the session id (as DashFlow producers), a random key, or none"),
+        )
+        .arg(ratio("pass-rate", "0.85", "Share of events that passed"))
+        .arg(ratio("zstd-ratio", "0.05", "Share of records sent zstd-framed (0x01)"))
+        .arg(ratio("legacy-ratio", "0.05", "Share of records sent legacy-unframed"))
+        .arg(ratio("bad-ratio", "0", "Share of records that are malformed or not quality events (every kind)"))
+        .arg(
+            Arg::new("sessions")
+                .long("sessions")
+                .value_parser(value_parser!(usize))
+                .default_value("200")
+                .help("Sessions open at once"),
+        )
+        .arg(
+            Arg::new("linger-ms")
+                .long("linger-ms")
+                .value_parser(value_parser!(u32).range(0..=60_000))
+                .default_value("5")
+                .help("How long records wait to be sent in batches (librdkafka linger.ms); larger batches make a big pre-load cheaper for the broker to serve")
+        )
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the summary as JSON"))
+    })
+}
+
+fn tail() -> Command {
+    let cmd = Command::new("tail")
+        .about("Print the topic's records and what they decode to, without joining a consumer group");
+    with_tool_settings(cmd, |cmd| {
+        cmd.arg(
+            Arg::new("from-beginning")
+                .long("from-beginning")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("tail")
+                .help("Start at the oldest retained record"),
+        )
+        .arg(
+            Arg::new("tail")
+                .long("tail")
+                .action(ArgAction::SetTrue)
+                .help("Start at the end: only new records (default)"),
+        )
+        .arg(
+            Arg::new("limit")
+                .long("limit")
+                .value_parser(value_parser!(u64))
+                .default_value("0")
+                .help("Stop after N records (0 = never)"),
+        )
+        .arg(
+            Arg::new("partition")
+                .long("partition")
+                .value_parser(value_parser!(i32).range(0..))
+                .help("Only this partition"),
+        )
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("One JSON object per record"))
+    })
+}
+
+fn healthcheck() -> Command {
+    Command::new("healthcheck")
+        .about("Exit 0 if the URL answers HTTP 200 within the timeout, else 1 (for container health checks)")
+        .arg(
+            Arg::new("url")
+                .long("url")
+                .help("URL to check [default: http://127.0.0.1:$METRICS_PORT/-/ready, port 9190]"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_parser(value_parser!(u64).range(1..=300))
+                .default_value("3")
+                .help("Seconds"),
+        )
+}
+
+fn check_config() -> Command {
+    let cmd = Command::new("check-config")
+        .about("Validate the configuration exactly as the daemon would and print it (secrets masked); exit 0 or 2");
+    with_settings(cmd, Setting::ALL)
+}
+
+fn mock_broker() -> Command {
+    Command::new("mock-broker")
+        .about("Run librdkafka's mock Kafka cluster on loopback and print its bootstrap address (for tests and benchmarks; data is kept in memory only)")
+        .arg(Arg::new("topic").long("topic").default_value("dashstream-quality").help("Topic to create"))
+        .arg(Arg::new("partitions").long("partitions").value_parser(value_parser!(i32).range(1..=10_000)).default_value("3").help("Partitions of the topic"))
+}
+
+/// The whole command line.
+pub fn command() -> Command {
+    let top = Command::new("dashflow-prometheus-exporter")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Consumes DashFlow quality events from Kafka and serves them as Prometheus metrics")
+        .after_help("Without a subcommand it runs the exporter daemon. Every setting can also be given by its environment variable; a flag wins over the variable.")
+        .args_conflicts_with_subcommands(true);
+    with_settings(top, Setting::ALL)
+        .subcommand(demo())
+        .subcommand(produce())
+        .subcommand(tail())
+        .subcommand(healthcheck())
+        .subcommand(check_config())
+        .subcommand(mock_broker())
+}
+
+/// A value of an argument that has a default.
+fn given<T: Clone + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> T {
+    m.get_one::<T>(id).cloned().expect("the argument has a default")
+}
+
+/// Parses `args` (the program name first), reading variables through `env`.
+pub fn parse_from<I, T>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let top = command().try_get_matches_from(args)?;
+    Ok(match top.subcommand() {
+        Some(("demo", m)) => Invocation::Demo(DemoArgs {
+            settings: raw_settings(m, Setting::ALL, env),
+            rate: given(m, "rate"),
+            partitions: given(m, "partitions"),
+            seed: given(m, "seed"),
+        }),
+        Some(("produce", m)) => Invocation::Produce(ProduceArgs {
+            settings: raw_settings(m, TOOL_SETTINGS, env),
+            rate: given(m, "rate"),
+            count: given(m, "count"),
+            seed: given(m, "seed"),
+            keys: match m.get_one::<String>("partitions-key").map(String::as_str) {
+                Some("random") => KeyMode::Random,
+                Some("none") => KeyMode::None,
+                _ => KeyMode::Session,
+            },
+            pass_rate: given(m, "pass-rate"),
+            zstd_ratio: given(m, "zstd-ratio"),
+            legacy_ratio: given(m, "legacy-ratio"),
+            bad_ratio: given(m, "bad-ratio"),
+            sessions: given(m, "sessions"),
+            linger_ms: given(m, "linger-ms"),
+            json: m.get_flag("json"),
+        }),
+        Some(("tail", m)) => Invocation::Tail(TailArgs {
+            settings: raw_settings(m, TOOL_SETTINGS, env),
+            from_beginning: m.get_flag("from-beginning"),
+            limit: given(m, "limit"),
+            partition: m.get_one::<i32>("partition").copied(),
+            json: m.get_flag("json"),
+        }),
+        Some(("healthcheck", m)) => Invocation::Healthcheck(HealthcheckArgs {
+            url: m.get_one::<String>("url").cloned(),
+            timeout: Duration::from_secs(given(m, "timeout")),
+            settings: RawSettings::collect(&[Setting::MetricsPort], |_| None, env),
+        }),
+        Some(("check-config", m)) => Invocation::CheckConfig(raw_settings(m, Setting::ALL, env)),
+        Some(("mock-broker", m)) => {
+            Invocation::MockBroker(MockBrokerArgs { topic: given(m, "topic"), partitions: given(m, "partitions") })
+        }
+        _ => Invocation::Daemon(raw_settings(&top, Setting::ALL, env)),
+    })
+}
+
+/// Parses the process's arguments and environment; a usage error (or `--help`, `--version`) ends the process
+/// as clap does.
+pub fn parse() -> Invocation {
+    parse_from(std::env::args_os(), |k| std::env::var(k).ok()).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Origin};
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn flags_win_over_environment_and_are_named_in_errors() {
+        let env = |k: &str| match k {
+            "METRICS_PORT" => Some("9999".to_string()),
+            "KAFKA_TOPIC" => Some("from-env".to_string()),
+            _ => None,
+        };
+        let Ok(Invocation::Daemon(raw)) =
+            parse_from(["t", "--metrics-port", "1234", "--kafka-topic", "from-flag"], env)
+        else {
+            panic!("the daemon's flags parse")
+        };
+        let c = Config::from_raw(&raw).unwrap();
+        assert_eq!(c.http.port, 1234);
+        assert_eq!(c.kafka.topic, "from-flag");
+        let Ok(Invocation::Daemon(raw)) = parse_from(["t", "--metrics-port", "x"], no_env) else {
+            panic!("the daemon's flags parse")
+        };
+        let e = Config::from_raw(&raw).unwrap_err();
+        assert!(e.to_string().contains("METRICS_PORT (--metrics-port) = \"x\""), "{e}");
+    }
+
+    #[test]
+    fn tools_take_brokers_and_topic_under_both_names_and_read_only_their_settings() {
+        let env = |k: &str| Some(format!("env-{k}"));
+        let Ok(Invocation::Produce(p)) =
+            parse_from(["t", "produce", "--brokers", "b:1", "--kafka-topic", "t1", "--kafka-sasl-username", "u"], env)
+        else {
+            panic!("produce parses")
+        };
+        assert_eq!(p.settings.explicit(Setting::KafkaBrokers), Some(("b:1", Origin::Flag)));
+        assert_eq!(p.settings.explicit(Setting::KafkaTopic), Some(("t1", Origin::Flag)));
+        assert_eq!(p.settings.explicit(Setting::KafkaSaslUsername), Some(("u", Origin::Flag)));
+        assert_eq!(p.settings.explicit(Setting::RustLog), Some(("env-RUST_LOG", Origin::Env)));
+        assert_eq!(p.settings.explicit(Setting::MetricsPort), None, "produce does not read METRICS_PORT");
+        assert_eq!(p.keys, KeyMode::Session);
+        let Ok(Invocation::Tail(t)) = parse_from(["t", "tail", "--topic", "t2", "--partition", "3"], no_env) else {
+            panic!("tail parses")
+        };
+        assert_eq!(t.settings.explicit(Setting::KafkaTopic), Some(("t2", Origin::Flag)));
+        assert_eq!((t.partition, t.limit, t.from_beginning), (Some(3), 0, false));
+    }
+
+    #[test]
+    fn a_flag_a_command_does_not_read_is_refused() {
+        for args in [
+            &["t", "mock-broker", "--metrics-port", "1"][..],
+            &["t", "healthcheck", "--kafka-brokers", "x"],
+            &["t", "produce", "--kafka-group-id", "g"],
+            &["t", "tail", "--metrics-port", "1"],
+            &["t", "--metrics-port", "1", "produce"],
+        ] {
+            let e = parse_from(args, no_env).expect_err(&args.join(" "));
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn healthcheck_reads_the_port_from_the_environment_only() {
+        let env = |k: &str| (k == "METRICS_PORT").then(|| "9300".to_string());
+        let Ok(Invocation::Healthcheck(h)) = parse_from(["t", "healthcheck", "--timeout", "2"], env) else {
+            panic!("healthcheck parses")
+        };
+        assert_eq!((h.url, h.timeout), (None, Duration::from_secs(2)));
+        assert_eq!(h.settings.explicit(Setting::MetricsPort), Some(("9300", Origin::Env)));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
+}

@@ -1,0 +1,453 @@
+//! The Kafka side: brokers, topic, consumer group, security (SASL, TLS) and extra librdkafka properties,
+//! validated into a [`KafkaConfig`], which is also the one place that turns them into an rdkafka
+//! [`ClientConfig`] for every client this program makes (the daemon's consumer, `produce`, `tail`,
+//! `check-config`).
+
+use std::path::{Path, PathBuf};
+
+use rdkafka::config::ClientConfig;
+
+use super::check::Checker;
+use super::setting::Setting;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+    pub fn uses_ssl(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// Everything the Kafka side needs.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub group_id: String,
+    pub auto_offset_reset: OffsetReset,
+    pub session_timeout_ms: u32,
+    pub security_protocol: SecurityProtocol,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    pub ssl_ca_location: Option<PathBuf>,
+    pub ssl_certificate_location: Option<PathBuf>,
+    pub ssl_key_location: Option<PathBuf>,
+    pub ssl_key_password: Option<String>,
+    pub ssl_endpoint_algorithm: String,
+    pub broker_address_family: String,
+    pub extra_properties: Vec<(String, String)>,
+}
+
+/// librdkafka property names whose values must never be printed.
+pub(crate) fn is_secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("sasl.oauthbearer.config")
+}
+
+/// An rdkafka configuration holding `props`, in order (a later property overrides an earlier one).
+fn client_config_of(props: &[(String, String)]) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    for (k, v) in props {
+        cc.set(k, v);
+    }
+    cc
+}
+
+impl KafkaConfig {
+    /// librdkafka properties shared by every client this program makes (consumer, producer, `tail`).
+    pub fn client_properties(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = vec![
+            ("bootstrap.servers".into(), self.brokers.clone()),
+            ("broker.address.family".into(), self.broker_address_family.clone()),
+            ("security.protocol".into(), self.security_protocol.as_str().into()),
+        ];
+        if self.security_protocol.uses_sasl() {
+            if let Some(m) = &self.sasl_mechanism {
+                p.push(("sasl.mechanism".into(), m.clone()));
+            }
+            if let Some(u) = &self.sasl_username {
+                p.push(("sasl.username".into(), u.clone()));
+            }
+            if let Some(pw) = &self.sasl_password {
+                p.push(("sasl.password".into(), pw.clone()));
+            }
+        }
+        if self.security_protocol.uses_ssl() {
+            // Without a CA location, `probe` makes librdkafka look in the usual system places (OpenSSL built
+            // from source does not know the distribution's CA path).
+            let ca = self.ssl_ca_location.as_ref().map_or_else(|| "probe".to_string(), |v| v.display().to_string());
+            p.push(("ssl.ca.location".into(), ca));
+            if let Some(v) = &self.ssl_certificate_location {
+                p.push(("ssl.certificate.location".into(), v.display().to_string()));
+            }
+            if let Some(v) = &self.ssl_key_location {
+                p.push(("ssl.key.location".into(), v.display().to_string()));
+            }
+            if let Some(v) = &self.ssl_key_password {
+                p.push(("ssl.key.password".into(), v.clone()));
+            }
+            p.push(("ssl.endpoint.identification.algorithm".into(), self.ssl_endpoint_algorithm.clone()));
+        }
+        p
+    }
+
+    /// Properties of the exporter's group consumer: the client ones plus consumer behaviour, then the
+    /// operator's extra properties (so they can override anything).
+    pub fn consumer_properties(&self) -> Vec<(String, String)> {
+        let mut p = self.client_properties();
+        let reset = match self.auto_offset_reset {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        };
+        p.extend(
+            [
+                ("group.id", self.group_id.as_str()),
+                ("client.id", "dashflow-prometheus-exporter"),
+                ("enable.auto.commit", "true"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", reset),
+                ("enable.partition.eof", "false"),
+                // Lag and broker state come from librdkafka's statistics, served inside poll(): no blocking
+                // watermark queries on the poll thread.
+                ("statistics.interval.ms", "1000"),
+                // Bounded pre-fetch (benches/RESULTS.md): a small queue refilled at once instead of librdkafka
+                // 2.12's 1 s back-off once it is full; peak RSS 27 MiB instead of 55 and 2-4x the drain rate.
+                ("queued.max.messages.kbytes", "2048"),
+                ("fetch.queue.backoff.ms", "1"),
+                ("fetch.max.bytes", "2097152"),
+                ("max.partition.fetch.bytes", "131072"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        p.push(("session.timeout.ms".into(), self.session_timeout_ms.to_string()));
+        p.extend(self.extra_properties.iter().cloned());
+        p
+    }
+
+    /// The rdkafka configuration of a client that joins no group (`produce`, `tail`): [`Self::client_properties`];
+    /// the caller adds what its role needs.
+    pub fn client_config(&self) -> ClientConfig {
+        client_config_of(&self.client_properties())
+    }
+
+    /// The rdkafka configuration of the exporter's group consumer: [`Self::consumer_properties`].
+    pub fn consumer_config(&self) -> ClientConfig {
+        client_config_of(&self.consumer_properties())
+    }
+
+    /// A property list with secret values replaced, for logs.
+    pub fn masked(props: &[(String, String)]) -> Vec<(String, String)> {
+        props.iter().map(|(k, v)| (k.clone(), if is_secret_property(k) { "***".into() } else { v.clone() })).collect()
+    }
+
+    pub(crate) fn check(c: &mut Checker<'_>) -> KafkaConfig {
+        let brokers = c.non_empty_string(Setting::KafkaBrokers);
+        let topic = c.non_empty_string(Setting::KafkaTopic);
+        let group_id = c.non_empty_string(Setting::KafkaGroupId);
+        let auto_offset_reset = match c.choice(Setting::KafkaAutoOffsetReset, &["earliest", "latest"]) {
+            Some("latest") => OffsetReset::Latest,
+            _ => OffsetReset::Earliest,
+        };
+        let session_timeout_ms = c.integer::<u32>(Setting::KafkaSessionTimeoutMs, 3000, 3_600_000);
+        let extra_properties = extra_properties(c);
+        let (security_protocol, sasl_mechanism, sasl_username, sasl_password) = sasl(c);
+        let ssl = Ssl::check(c, security_protocol);
+        let broker_address_family = match c.explicit(Setting::KafkaBrokerAddressFamily) {
+            Some(_) => c.choice(Setting::KafkaBrokerAddressFamily, &["any", "v4", "v6"]).unwrap_or("any").to_string(),
+            None => auto_address_family(&brokers).to_string(),
+        };
+        KafkaConfig {
+            brokers,
+            topic,
+            group_id,
+            auto_offset_reset,
+            session_timeout_ms,
+            security_protocol,
+            sasl_mechanism,
+            sasl_username,
+            sasl_password,
+            ssl_ca_location: ssl.ca_location,
+            ssl_certificate_location: ssl.certificate_location,
+            ssl_key_location: ssl.key_location,
+            ssl_key_password: ssl.key_password,
+            ssl_endpoint_algorithm: ssl.endpoint_algorithm,
+            broker_address_family,
+            extra_properties,
+        }
+    }
+}
+
+/// `KAFKA_CONSUMER_PROPERTIES`: comma-separated `key=value` pairs.
+fn extra_properties(c: &mut Checker<'_>) -> Vec<(String, String)> {
+    let Some(s) = c.explicit(Setting::KafkaConsumerProperties) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.split_once('=') {
+            Some((k, val)) if !k.trim().is_empty() => out.push((k.trim().to_string(), val.trim().to_string())),
+            _ => {
+                // Only the malformed item is shown: the rest may hold secrets.
+                let shown = if is_secret_property(item) { "<redacted>" } else { item };
+                c.fail(Setting::KafkaConsumerProperties, shown, "expected comma-separated key=value pairs");
+            }
+        }
+    }
+    out
+}
+
+/// The security protocol and the SASL mechanism and credentials (username and password come as a pair).
+fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<String>, Option<String>, Option<String>) {
+    let security_protocol =
+        match c.choice(Setting::KafkaSecurityProtocol, &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]) {
+            Some("ssl") => SecurityProtocol::Ssl,
+            Some("sasl_plaintext") => SecurityProtocol::SaslPlaintext,
+            Some("sasl_ssl") => SecurityProtocol::SaslSsl,
+            _ => SecurityProtocol::Plaintext,
+        };
+    let mut mechanism = c
+        .choice(Setting::KafkaSaslMechanism, &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"])
+        .map(str::to_string);
+    let username = c.explicit(Setting::KafkaSaslUsername);
+    let password = c.explicit(Setting::KafkaSaslPassword);
+    match (&username, &password) {
+        (Some(u), None) => c.fail(Setting::KafkaSaslUsername, u, "KAFKA_SASL_PASSWORD must be set as well"),
+        (None, Some(p)) => c.fail(Setting::KafkaSaslPassword, p, "KAFKA_SASL_USERNAME must be set as well"),
+        _ => {}
+    }
+    if security_protocol.uses_sasl() {
+        let m = mechanism.get_or_insert_with(|| "PLAIN".into()).clone();
+        let needs_credentials = matches!(m.as_str(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512");
+        if needs_credentials && username.is_none() && password.is_none() {
+            let (p, _) = c.value(Setting::KafkaSecurityProtocol);
+            c.fail(
+                Setting::KafkaSecurityProtocol,
+                &p,
+                format!("SASL mechanism {m} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+            );
+        }
+    } else if username.is_some() || c.explicit(Setting::KafkaSaslMechanism).is_some() {
+        c.warn(format!(
+            "KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL={} does not use SASL; the SASL settings are ignored",
+            security_protocol.as_str()
+        ));
+    }
+    (security_protocol, mechanism, username, password)
+}
+
+/// The TLS settings of the Kafka clients.
+struct Ssl {
+    ca_location: Option<PathBuf>,
+    certificate_location: Option<PathBuf>,
+    key_location: Option<PathBuf>,
+    key_password: Option<String>,
+    endpoint_algorithm: String,
+}
+
+impl Ssl {
+    /// Files are checked only when the protocol uses TLS; otherwise setting them is a warning.
+    fn check(c: &mut Checker<'_>, protocol: SecurityProtocol) -> Ssl {
+        let ssl = protocol.uses_ssl();
+        // librdkafka also accepts a CA directory or the word `probe` (search the system's usual places).
+        let ca_location = match c.explicit(Setting::KafkaSslCaLocation) {
+            Some(p) if p == "probe" || Path::new(&p).is_dir() => Some(PathBuf::from(p)),
+            _ => c.path(Setting::KafkaSslCaLocation, ssl),
+        };
+        let certificate_location = c.path(Setting::KafkaSslCertificateLocation, ssl);
+        let key_location = c.path(Setting::KafkaSslKeyLocation, ssl);
+        let key_password = c.explicit(Setting::KafkaSslKeyPassword);
+        match (&certificate_location, &key_location) {
+            (Some(cert), None) => c.fail(
+                Setting::KafkaSslCertificateLocation,
+                &cert.display().to_string(),
+                "KAFKA_SSL_KEY_LOCATION must be set as well",
+            ),
+            (None, Some(key)) => c.fail(
+                Setting::KafkaSslKeyLocation,
+                &key.display().to_string(),
+                "KAFKA_SSL_CERTIFICATE_LOCATION must be set as well",
+            ),
+            _ => {}
+        }
+        if !ssl && (ca_location.is_some() || certificate_location.is_some() || key_location.is_some()) {
+            c.warn(format!(
+                "KAFKA_SSL_* is set but KAFKA_SECURITY_PROTOCOL={} does not use TLS; the SSL settings are ignored",
+                protocol.as_str()
+            ));
+        }
+        let endpoint_algorithm = match c.explicit(Setting::KafkaSslEndpointAlgorithm) {
+            Some(s) if s.is_empty() => "none".to_string(),
+            _ => c.choice(Setting::KafkaSslEndpointAlgorithm, &["https", "none"]).unwrap_or("https").to_string(),
+        };
+        Ssl { ca_location, certificate_location, key_location, key_password, endpoint_algorithm }
+    }
+}
+
+/// Host part of one `bootstrap.servers` entry: `host:port`, `[v6]:port`, a bare IPv6 literal, or a bare host.
+fn broker_host(entry: &str) -> &str {
+    let e = entry.trim();
+    let e = e.split_once("://").map(|(_, rest)| rest).unwrap_or(e);
+    if let Some(rest) = e.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    if e.matches(':').count() > 1 {
+        return e; // bare IPv6 literal without port
+    }
+    e.split(':').next().unwrap_or("")
+}
+
+/// The address family librdkafka should use when none is configured: loopback brokers are pinned to the family
+/// of their loopback address (so `localhost` does not try `::1` first against an IPv4-only broker).
+pub fn auto_address_family(brokers: &str) -> &'static str {
+    let mut v4 = false;
+    let mut v6 = false;
+    for entry in brokers.split(',') {
+        let host = broker_host(entry).to_ascii_lowercase();
+        if host == "localhost" || host.starts_with("127.") {
+            v4 = true;
+        } else if host.parse::<std::net::Ipv6Addr>().map(|a| a.is_loopback()).unwrap_or(false) {
+            v6 = true;
+        }
+    }
+    match (v4, v6) {
+        (true, false) => "v4",
+        (false, true) => "v6",
+        _ => "any",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{errs, ok, raw};
+    use crate::config::{Config, ConfigErrors};
+
+    #[test]
+    fn offset_reset_is_case_insensitive_and_strict() {
+        assert_eq!(ok(&[("KAFKA_AUTO_OFFSET_RESET", "latest")]).kafka.auto_offset_reset, OffsetReset::Latest);
+        assert_eq!(ok(&[("KAFKA_AUTO_OFFSET_RESET", "EARLIEST")]).kafka.auto_offset_reset, OffsetReset::Earliest);
+        assert_eq!(ok(&[("KAFKA_AUTO_OFFSET_RESET", "Latest")]).kafka.auto_offset_reset, OffsetReset::Latest);
+        let e = errs(&[("KAFKA_AUTO_OFFSET_RESET", "newest")]);
+        assert_eq!(
+            e[0].to_string(),
+            "KAFKA_AUTO_OFFSET_RESET (KAFKA_AUTO_OFFSET_RESET) = \"newest\": expected one of: earliest, latest"
+        );
+    }
+
+    #[test]
+    fn sasl_and_ssl_pairs_are_validated_and_secrets_never_printed() {
+        let e = errs(&[("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"), ("KAFKA_SASL_PASSWORD", "hunter2")]);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].setting.env(), "KAFKA_SASL_PASSWORD");
+        let text = ConfigErrors(e).to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"));
+
+        let e = errs(&[("KAFKA_SECURITY_PROTOCOL", "sasl_ssl")]);
+        assert!(e[0].allowed.contains("needs KAFKA_SASL_USERNAME"));
+
+        let e = errs(&[("KAFKA_SECURITY_PROTOCOL", "ssl"), ("KAFKA_SSL_CERTIFICATE_LOCATION", "/nonexistent.pem")]);
+        let names: Vec<_> = e.iter().map(|e| e.setting.env()).collect();
+        assert_eq!(names, vec!["KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_CERTIFICATE_LOCATION"]);
+    }
+
+    #[test]
+    fn sasl_defaults_to_plain_and_maps_to_librdkafka_properties() {
+        let c = ok(&[
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_USERNAME", "alice"),
+            ("KAFKA_SASL_PASSWORD", "s3cret"),
+            ("KAFKA_SSL_ENDPOINT_ALGORITHM", ""),
+        ]);
+        let p = c.kafka.client_properties();
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(get("sasl.username"), Some("alice"));
+        assert_eq!(get("sasl.password"), Some("s3cret"));
+        assert_eq!(get("ssl.endpoint.identification.algorithm"), Some("none"));
+        let masked = KafkaConfig::masked(&p);
+        assert!(masked.iter().all(|(_, v)| v != "s3cret"));
+        let described = Config::describe(&raw(&[("KAFKA_SASL_PASSWORD", "s3cret")])).join("\n");
+        assert!(described.contains("KAFKA_SASL_PASSWORD=*** (env)"));
+        assert!(!described.contains("s3cret"));
+    }
+
+    #[test]
+    fn plaintext_does_not_send_sasl_or_ssl_properties() {
+        let c = ok(&[("KAFKA_SASL_USERNAME", "a"), ("KAFKA_SASL_PASSWORD", "b")]);
+        assert!(c.kafka.client_properties().iter().all(|(k, _)| !k.starts_with("sasl.") && !k.starts_with("ssl.")));
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn client_and_consumer_configs_hold_their_properties() {
+        let c = ok(&[("KAFKA_BROKERS", "kafka:9092"), ("KAFKA_CONSUMER_PROPERTIES", "session.timeout.ms=6000")]);
+        let client = c.kafka.client_config();
+        assert_eq!(client.get("bootstrap.servers"), Some("kafka:9092"));
+        assert_eq!(client.get("broker.address.family"), Some("any"));
+        assert_eq!(client.get("group.id"), None, "a client that joins no group gets no consumer properties");
+        let consumer = c.kafka.consumer_config();
+        assert_eq!(consumer.get("bootstrap.servers"), Some("kafka:9092"));
+        assert_eq!(consumer.get("group.id"), Some("prometheus-exporter"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("6000"), "extra properties are applied last");
+    }
+
+    #[test]
+    fn address_family_auto_detection() {
+        assert_eq!(auto_address_family("localhost:9092"), "v4");
+        assert_eq!(auto_address_family("LOCALHOST:9092"), "v4");
+        assert_eq!(auto_address_family("127.0.0.1:9092,kafka:9092"), "v4");
+        assert_eq!(auto_address_family("127.1.2.3:9092"), "v4");
+        assert_eq!(auto_address_family("[::1]:9092"), "v6");
+        assert_eq!(auto_address_family("::1"), "v6");
+        assert_eq!(auto_address_family("kafka-1:9092,kafka-2:9092"), "any");
+        assert_eq!(auto_address_family("[2001:db8::1]:9092"), "any");
+        assert_eq!(auto_address_family("localhost:9092,[::1]:9093"), "any");
+        assert_eq!(ok(&[("KAFKA_BROKER_ADDRESS_FAMILY", "V6")]).kafka.broker_address_family, "v6");
+        assert_eq!(errs(&[("KAFKA_BROKER_ADDRESS_FAMILY", "ipv4")])[0].setting.env(), "KAFKA_BROKER_ADDRESS_FAMILY");
+    }
+
+    #[test]
+    fn extra_consumer_properties_are_applied_last() {
+        let c = ok(&[("KAFKA_CONSUMER_PROPERTIES", "heartbeat.interval.ms=500, session.timeout.ms=6000")]);
+        let p = c.kafka.consumer_properties();
+        let last_session = p.iter().rev().find(|(k, _)| k == "session.timeout.ms").unwrap();
+        assert_eq!(last_session.1, "6000");
+        assert!(p.contains(&("heartbeat.interval.ms".to_string(), "500".to_string())));
+        assert_eq!(errs(&[("KAFKA_CONSUMER_PROPERTIES", "novalue")])[0].setting.env(), "KAFKA_CONSUMER_PROPERTIES");
+        let e = errs(&[("KAFKA_CONSUMER_PROPERTIES", "sasl.password=hunter2,oops")]);
+        assert_eq!(e[0].value, "oops");
+        assert!(!ConfigErrors(e).to_string().contains("hunter2"));
+        let c = ok(&[("KAFKA_SECURITY_PROTOCOL", "ssl"), ("KAFKA_SSL_CA_LOCATION", "probe")]);
+        assert_eq!(c.kafka.ssl_ca_location, Some(PathBuf::from("probe")));
+        assert!(ok(&[("KAFKA_SECURITY_PROTOCOL", "ssl"), ("KAFKA_SSL_CA_LOCATION", "/")])
+            .kafka
+            .ssl_ca_location
+            .is_some());
+    }
+}

@@ -1,0 +1,50 @@
+//! The pipeline's bounds: the largest record accepted, how long and how many sessions are tracked, and how
+//! much lower the ingest threads are scheduled than the HTTP threads.
+
+use std::time::Duration;
+
+use super::check::Checker;
+use super::setting::Setting;
+
+/// The validated bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub max_payload_bytes: usize,
+    pub session_timeout: Duration,
+    pub session_max_tracked: usize,
+    pub ingest_nice: i32,
+}
+
+impl Limits {
+    pub fn check(c: &mut Checker<'_>) -> Limits {
+        let max_payload_bytes = max_payload_bytes(c);
+        let session_timeout = Duration::from_secs(c.integer::<u64>(Setting::PrometheusSessionTimeoutSecs, 1, 604_800));
+        let session_max_tracked = c.integer::<usize>(Setting::PrometheusSessionMaxTracked, 1, 10_000_000);
+        let ingest_nice = c.integer::<i32>(Setting::KafkaIngestNice, 0, 19);
+        Limits { max_payload_bytes, session_timeout, session_max_tracked, ingest_nice }
+    }
+}
+
+/// `DASHSTREAM_MAX_PAYLOAD_BYTES`: the largest record, and the largest decompressed record, accepted.
+pub(crate) fn max_payload_bytes(c: &mut Checker<'_>) -> usize {
+    c.integer::<usize>(Setting::DashstreamMaxPayloadBytes, 1024, 1 << 30)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{errs, ok};
+    use std::time::Duration;
+
+    #[test]
+    fn defaults_and_bounds() {
+        let c = ok(&[]);
+        assert_eq!(c.max_payload_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.session_timeout, Duration::from_secs(300));
+        assert_eq!(c.session_max_tracked, 100_000);
+        assert_eq!(c.ingest_nice, 5);
+        assert_eq!(ok(&[("KAFKA_INGEST_NICE", "0")]).ingest_nice, 0);
+        let e = errs(&[("KAFKA_INGEST_NICE", "20"), ("PROMETHEUS_SESSION_MAX_TRACKED", "0")]);
+        assert_eq!(e.len(), 2);
+        assert!(e.iter().all(|e| e.allowed.starts_with("expected a whole number from ")));
+    }
+}
