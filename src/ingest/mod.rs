@@ -393,7 +393,7 @@ pub fn poll_loop(consumer: ExporterConsumer, tx: Sender<Item>, max_payload: usiz
                             Body::Skip
                         }
                         Err(e) => {
-                            m.messages_failed[e.reason_index()].inc();
+                            m.messages_failed[e.reason()].inc();
                             if let Some(n) = bad_log.check() {
                                 warn!(
                                     "record {partition}/{offset} ({} bytes) rejected: {e} [{}] ({n} bad records not logged)",

@@ -19,14 +19,39 @@ use prometheus::{Gauge, IntCounter, IntGauge, Opts, Registry};
 
 use crate::config::Buckets;
 use crate::decode::event::Event;
-use crate::decode::labels::{CATEGORY_LABELS, MODEL_LABELS, PRECREATED_MODELS};
-use crate::decode::{OtherKind, ERROR_REASONS, METRIC_KEYS, OTHER_KIND_LABELS};
+use crate::decode::labels::{Category, Model, PRECREATED_MODELS};
+use crate::decode::{ErrorReason, MetricKey, OtherKind};
 use crate::metrics::family::{Families, Family};
 use crate::metrics::hist::Hist;
 use crate::metrics::sessions::{Closed, SessionTracker};
+use crate::table::{label_enum, Label, PerKey};
 
-/// The original's `error_type` values, pre-created (at 0) so queries that name them keep working.
-pub const LEGACY_ERROR_TYPES: [&str; 3] = ["decode", "process", "unknown"];
+label_enum! {
+    /// The `status` label of the retry-count and librarian-test families: the event's `passed`.
+    pub enum Outcome {
+        Passed => "passed",
+        Failed => "failed",
+    }
+}
+
+impl Outcome {
+    pub fn of(passed: bool) -> Outcome {
+        if passed {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        }
+    }
+}
+
+label_enum! {
+    /// The original's `error_type` values, pre-created (at 0) so queries that name them keep working.
+    pub enum LegacyErrorType {
+        Decode => "decode",
+        Process => "process",
+        Unknown => "unknown",
+    }
+}
 
 /// Seconds since the Unix epoch, as a float.
 pub fn unix_now() -> f64 {
@@ -46,7 +71,7 @@ pub struct Metrics {
     pub quality_score: Gauge,
     pub queries_total: IntCounter,
     pub queries_passed: IntCounter,
-    pub queries_failed: [IntCounter; 5],
+    pub queries_failed: PerKey<Category, IntCounter>,
     pub query_latency: Hist,
     pub retry_count: Family<Hist>,
     pub accuracy: Gauge,
@@ -58,12 +83,12 @@ pub struct Metrics {
     pub turns_by_session: Hist,
     pub librarian_requests: IntCounter,
     pub librarian_iterations: IntGauge,
-    pub librarian_tests: [IntCounter; 2],
+    pub librarian_tests: PerKey<Outcome, IntCounter>,
     pub librarian_duration: Hist,
     // Self-monitoring (reference §3).
     pub process_start_time: Gauge,
     pub endpoint_duration: Hist,
-    pub messages_failed: [IntCounter; ERROR_REASONS.len()],
+    pub messages_failed: PerKey<ErrorReason, IntCounter>,
     pub consumer_errors: IntCounter,
     pub offset_store_errors: IntCounter,
     pub messages_received: IntCounter,
@@ -74,10 +99,10 @@ pub struct Metrics {
     pub consumer_lag: IntGauge,
     pub payload_missing: IntCounter,
     // Added by this exporter.
-    pub other_type: [IntCounter; OTHER_KIND_LABELS.len()],
-    /// Indexed like METRIC_KEYS; `passed` (a bool) can never be out of range and has no series.
-    pub invalid_values: [Option<IntCounter>; METRIC_KEYS.len()],
-    pub type_mismatch: [IntCounter; METRIC_KEYS.len()],
+    pub other_type: PerKey<OtherKind, IntCounter>,
+    /// `None` for a key that cannot be out of range (`passed`, a bool): it has no series.
+    pub invalid_values: PerKey<MetricKey, Option<IntCounter>>,
+    pub type_mismatch: PerKey<MetricKey, IntCounter>,
     pub partition_lag: Family<IntGauge>,
     pub assigned_partitions: IntGauge,
     pub sessions_tracked: IntGauge,
@@ -134,8 +159,9 @@ impl Builder<'_> {
     }
 }
 
-fn handles<const N: usize>(v: &Family<IntCounter>, labels: [&str; N]) -> [IntCounter; N] {
-    labels.map(|l| v.get(l))
+/// The child of each label value of `K` (created at 0).
+fn handles<K: Label>(v: &Family<IntCounter>) -> PerKey<K, IntCounter> {
+    PerKey::from_fn(|k: K| v.get(k.label()))
 }
 
 impl Metrics {
@@ -164,7 +190,7 @@ impl Metrics {
         )?;
         let by_model = m.counter_vec("dashstream_queries_by_model_total", "Total queries by model", "model")?;
         for model in PRECREATED_MODELS {
-            by_model.get(model);
+            by_model.get(model.label());
         }
         let tests =
             m.counter_vec("dashstream_librarian_tests_total", "Librarian test results derived from Kafka", "status")?;
@@ -173,8 +199,8 @@ impl Metrics {
             "Total message processing failures by error type",
             "error_type",
         )?;
-        for t in LEGACY_ERROR_TYPES {
-            msgs_failed.get(t);
+        for t in LegacyErrorType::ALL {
+            msgs_failed.get(t.label());
         }
         let other_type = m.counter_vec(
             "dashstream_exporter_messages_other_type_total",
@@ -192,6 +218,13 @@ impl Metrics {
             "key",
         )?;
 
+        let http_closed = m.counter_vec(
+            "dashstream_exporter_http_connections_closed_total",
+            "HTTP connections the server closed: idle too long, request header too slow or too large, \
+or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
+            "reason",
+        )?;
+
         let start = m.gauge(
             "dashstream_exporter_process_start_time_seconds",
             "Unix timestamp of when the process started (for detecting restarts)",
@@ -203,7 +236,7 @@ impl Metrics {
             queries_total: m.counter("dashstream_quality_monitor_queries_total", "Total queries processed")?,
             queries_passed: m
                 .counter("dashstream_quality_monitor_queries_passed_total", "Queries that passed quality threshold")?,
-            queries_failed: handles(&failed, CATEGORY_LABELS),
+            queries_failed: handles(&failed),
             query_latency: m.histogram("dashstream_query_latency_ms", "Query latency in milliseconds", &b.latency_ms)?,
             retry_count: m.histogram_vec(
                 "dashstream_quality_retry_count",
@@ -240,7 +273,7 @@ impl Metrics {
                 "dashstream_librarian_iterations",
                 "Last observed librarian iterations (turn_number) from most recent request",
             )?,
-            librarian_tests: handles(&tests, ["passed", "failed"]),
+            librarian_tests: handles(&tests),
             librarian_duration: m.histogram(
                 "dashstream_librarian_request_duration_seconds",
                 "Librarian request duration in seconds derived from Kafka",
@@ -252,7 +285,7 @@ impl Metrics {
                 "Time spent encoding /metrics response (detects high-cardinality slowdowns)",
                 &b.endpoint_seconds,
             )?,
-            messages_failed: handles(&msgs_failed, ERROR_REASONS),
+            messages_failed: handles(&msgs_failed),
             consumer_errors: m.counter(
                 "dashstream_exporter_kafka_consumer_errors_total",
                 "Total Kafka consumer errors (connectivity, protocol, etc.)",
@@ -289,9 +322,9 @@ impl Metrics {
                 "dashstream_exporter_kafka_payload_missing_total",
                 "Total Kafka messages received with payload=None (data loss / corruption signal)",
             )?,
-            other_type: handles(&other_type, OTHER_KIND_LABELS),
-            invalid_values: METRIC_KEYS.map(|k| (k != "passed").then(|| invalid.get(k))),
-            type_mismatch: handles(&mismatch, METRIC_KEYS),
+            other_type: handles(&other_type),
+            invalid_values: PerKey::from_fn(|k: MetricKey| k.has_range().then(|| invalid.get(k.label()))),
+            type_mismatch: handles(&mismatch),
             partition_lag: m.fam(Family::gauge(
                 "dashstream_exporter_kafka_partition_lag",
                 "Consumer lag of one assigned partition (high watermark - next offset to apply)",
@@ -319,15 +352,7 @@ impl Metrics {
                 "dashstream_exporter_http_connections_rejected_total",
                 "HTTP connections refused because METRICS_MAX_CONNECTIONS were open and none could be evicted (answered 503, or closed unanswered when TLS is on)",
             )?,
-            http_closed: handles(
-                &m.counter_vec(
-                    "dashstream_exporter_http_connections_closed_total",
-                    "HTTP connections the server closed: idle too long, request header too slow or too large, \
-or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
-                    "reason",
-                )?,
-                HTTP_CLOSE_REASONS,
-            ),
+            http_closed: HTTP_CLOSE_REASONS.map(|reason| http_closed.get(reason)),
             registry,
             families,
         };
@@ -337,7 +362,7 @@ or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
 
     /// Counts a record that was not a quality event.
     pub fn count_other(&self, kind: OtherKind) {
-        self.other_type[kind as usize].inc();
+        self.other_type[kind].inc();
     }
 }
 
@@ -351,58 +376,54 @@ struct ModelHandles {
 /// Applies events; owned by the worker thread.
 pub struct Applier {
     m: Metrics,
-    models: [Option<ModelHandles>; MODEL_LABELS.len()],
-    retry: [Option<Hist>; 2],
+    models: PerKey<Model, Option<ModelHandles>>,
+    retry: PerKey<Outcome, Option<Hist>>,
     sessions: SessionTracker,
     closed: Closed,
 }
 
 impl Applier {
     pub fn new(m: Metrics, sessions: SessionTracker) -> Self {
-        Applier { m, models: std::array::from_fn(|_| None), retry: [None, None], sessions, closed: Closed::default() }
+        Applier { m, models: PerKey::default(), retry: PerKey::default(), sessions, closed: Closed::default() }
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.m
     }
 
-    /// Applies one quality event (reference §2.3 with the documented fixes). `wall` is Unix seconds, `now`
-    /// the monotonic time used for session idleness.
+    /// Applies one quality event (the original's rules with the fixes of README, Differences from the
+    /// original exporter). `wall` is Unix seconds, `now` the monotonic time used for session idleness.
     pub fn apply(&mut self, ev: &Event, wall: f64, now: Instant) {
         let m = &self.m;
         let an = &ev.anomalies;
+        let outcome = Outcome::of(ev.passed);
         m.last_event_timestamp.set(wall);
         m.queries_total.inc();
-        if ev.passed {
-            m.queries_passed.inc();
-        } else {
-            m.queries_failed[usize::from(ev.category)].inc();
+        match outcome {
+            Outcome::Passed => m.queries_passed.inc(),
+            Outcome::Failed => m.queries_failed[ev.category].inc(),
         }
         if an.missing_header {
             m.missing_header.inc();
         }
-        if !an.out_of_range.is_empty() || !an.type_mismatch.is_empty() {
-            for k in 0..METRIC_KEYS.len() {
-                if an.out_of_range.contains(k) {
-                    if let Some(c) = &m.invalid_values[k] {
-                        c.inc();
-                    }
-                }
-                if an.type_mismatch.contains(k) {
-                    m.type_mismatch[k].inc();
-                }
+        for k in an.out_of_range.iter() {
+            if let Some(c) = &m.invalid_values[k] {
+                c.inc();
             }
+        }
+        for k in an.type_mismatch.iter() {
+            m.type_mismatch[k].inc();
         }
 
         // Gauges: only values that were sent and are finite (absent or NaN never overwrite).
-        let usable = |k: usize, x: f64| an.present.contains(k) && x.is_finite();
-        let score_ok = usable(0, ev.quality_score);
+        let usable = |k: MetricKey, x: f64| an.present.contains(k) && x.is_finite();
+        let score_ok = usable(MetricKey::QualityScore, ev.quality_score);
         let mut gauge_updated = false;
         for (k, x, g) in [
-            (0, ev.quality_score, &m.quality_score),
-            (5, ev.accuracy, &m.accuracy),
-            (6, ev.relevance, &m.relevance),
-            (7, ev.completeness, &m.completeness),
+            (MetricKey::QualityScore, ev.quality_score, &m.quality_score),
+            (MetricKey::Accuracy, ev.accuracy, &m.accuracy),
+            (MetricKey::Relevance, ev.relevance, &m.relevance),
+            (MetricKey::Completeness, ev.completeness, &m.completeness),
         ] {
             if usable(k, x) {
                 g.set(x);
@@ -413,23 +434,19 @@ impl Applier {
             m.gauges_last_update.set(wall);
         }
 
-        let latency_present = an.present.contains(2);
+        let latency_present = an.present.contains(MetricKey::LatencyMs);
         let latency = ev.latency_ms as f64;
         if latency_present {
             m.query_latency.observe(latency);
         }
-        if an.present.contains(3) {
-            let status = usize::from(!ev.passed);
+        if an.present.contains(MetricKey::RetryCount) {
             let retry = &m.retry_count;
-            self.retry[status]
-                .get_or_insert_with(|| retry.get(["passed", "failed"][status]))
-                .observe(f64::from(ev.retry_count));
+            self.retry[outcome].get_or_insert_with(|| retry.get(outcome.label())).observe(f64::from(ev.retry_count));
         }
 
-        if let Some(idx) = ev.model {
-            let idx = usize::from(idx);
-            let h = self.models[idx].get_or_insert_with(|| {
-                let l = MODEL_LABELS[idx];
+        if let Some(model) = ev.model {
+            let h = self.models[model].get_or_insert_with(|| {
+                let l = model.label();
                 ModelHandles {
                     score: m.score_by_model.get(l),
                     queries: m.queries_by_model.get(l),
@@ -460,7 +477,7 @@ impl Applier {
             if ev.turn_number > 0 {
                 m.librarian_iterations.set(i64::from(ev.turn_number));
             }
-            m.librarian_tests[usize::from(!ev.passed)].inc();
+            m.librarian_tests[outcome].inc();
             if latency_present {
                 m.librarian_duration.observe(latency / 1000.0);
             }
@@ -671,7 +688,7 @@ mod tests {
         let m = a.metrics();
         assert_eq!(m.queries_total.get(), 1);
         assert_eq!(m.queries_passed.get(), 1);
-        assert_eq!(m.queries_failed.iter().map(|c| c.get()).sum::<u64>(), 0);
+        assert_eq!(m.queries_failed.values().map(|c| c.get()).sum::<u64>(), 0);
         assert_eq!(m.quality_score.get(), 0.904, "stored unscaled");
         assert_eq!((m.accuracy.get(), m.relevance.get(), m.completeness.get()), (0.92, 0.88, 0.95));
         assert_eq!(m.last_event_timestamp.get(), 1_800_000_000.0);
@@ -776,7 +793,7 @@ mod tests {
         let m = a.metrics();
         assert_eq!(m.librarian_requests.get(), 4);
         assert_eq!(m.librarian_iterations.get(), 7, "last observed, turn 0 does not overwrite");
-        assert_eq!((m.librarian_tests[0].get(), m.librarian_tests[1].get()), (3, 1));
+        assert_eq!((m.librarian_tests[Outcome::Passed].get(), m.librarian_tests[Outcome::Failed].get()), (3, 1));
         assert_eq!(m.librarian_duration.get_sample_count(), 4);
         assert_eq!(m.librarian_duration.get_sample_sum(), 10.0);
         assert_eq!(m.queries_total.get(), 5);
@@ -826,7 +843,7 @@ mod tests {
         let mut r = rec(0.5, true, "Simple");
         r.latency_ms = None;
         let mut e = event(&r);
-        e.anomalies.type_mismatch = crate::decode::KeySet(0b0000_0100);
+        e.anomalies.type_mismatch = [MetricKey::LatencyMs].into_iter().collect();
         a.apply(&e, 0.0, Instant::now());
         assert_eq!(value(a.metrics(), "dashstream_exporter_metric_type_mismatch_total{key=\"latency_ms\"}"), Some(1.0));
     }
@@ -835,10 +852,12 @@ mod tests {
     fn failure_reasons_and_other_types_are_precreated() {
         let m = Metrics::new(&buckets()).unwrap();
         let t = text(&m);
-        for r in ERROR_REASONS.iter().chain(LEGACY_ERROR_TYPES.iter()) {
+        for r in
+            ErrorReason::ALL.map(ErrorReason::label).into_iter().chain(LegacyErrorType::ALL.map(LegacyErrorType::label))
+        {
             assert!(t.contains(&format!("dashstream_exporter_messages_failed_total{{error_type=\"{r}\"}} 0")), "{r}");
         }
-        for k in OTHER_KIND_LABELS {
+        for k in OtherKind::ALL {
             assert!(t.contains(&format!("dashstream_exporter_messages_other_type_total{{message_type=\"{k}\"}} 0")));
         }
         assert!(t.contains("# TYPE process_resident_memory_bytes gauge"));
