@@ -1,6 +1,6 @@
 //! dashflow-prometheus-exporter: DashFlow quality events from Kafka as Prometheus metrics.
 //!
-//! Data flow: [`kafka`] (poll thread, owns the consumer) → [`decode`] (bytes → [`decode::QualityEvent`]) →
+//! Data flow: [`kafka`] (poll thread, owns the consumer) → [`decode`] (bytes → [`decode::QualityView`]) →
 //! bounded channel → [`metrics`] (worker thread applies events) → [`http`] (`/metrics`). [`config`] turns
 //! flags and environment into a validated [`config::Config`]; [`shutdown`] coordinates the threads; [`app`]
 //! wires them.
@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod runtime;
 pub mod sim;
+pub mod table;
 pub mod tools;
 
 /// Types generated from `proto/dashstream.proto`.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Cluster, Exporter, Scrape};
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
 use dashflow_prometheus_exporter::decode::event::Normalizer;
-use dashflow_prometheus_exporter::decode::{DecodeError, Decoded, Decoder, DEFAULT_MAX_PAYLOAD, METRIC_KEYS};
+use dashflow_prometheus_exporter::decode::{DecodeError, Decoded, Decoder, MetricKey, DEFAULT_MAX_PAYLOAD};
 use dashflow_prometheus_exporter::metrics::sessions::SessionTracker;
 use dashflow_prometheus_exporter::metrics::{encode_text, Applier, Metrics};
 use dashflow_prometheus_exporter::proto::dash_stream_message::Message;
@@ -76,7 +76,7 @@ fn every_wrong_type_for_every_key_and_out_of_range_numbers_are_counted_by_key() 
     let c = Cluster::new("values", 1);
     let mut recs: Vec<Vec<u8>> = Vec::new();
     // 8 keys x 5 wrong variants = 40 records.
-    for key in METRIC_KEYS {
+    for key in MetricKey::ALL.map(MetricKey::label) {
         for (name, v) in variants() {
             if name != right_type(key) {
                 recs.push(one_metric(key, v, &[]));
@@ -106,7 +106,7 @@ fn every_wrong_type_for_every_key_and_out_of_range_numbers_are_counted_by_key() 
     let e = Exporter::start(&c, "g-values", &[]);
     e.wait_value("dashstream_quality_monitor_queries_total", 59.0, WAIT);
     let s = e.scrape();
-    for key in METRIC_KEYS {
+    for key in MetricKey::ALL.map(MetricKey::label) {
         assert_eq!(
             series(&s, &format!("dashstream_exporter_metric_type_mismatch_total{{key=\"{key}\"}}")),
             5.0,
@@ -308,7 +308,7 @@ fn an_11_mib_record_is_refused_by_the_default_limit() {
         huge.resize(11 << 20, 0x0a);
         let err = decoder.decode(&huge).unwrap_err();
         assert_eq!(err, DecodeError::PayloadTooLarge { size: 11 << 20, max: 10 << 20 }, "{framing}");
-        metrics.messages_failed[err.reason_index()].inc();
+        metrics.messages_failed[err.reason()].inc();
     }
     let mut buf = Vec::new();
     encode_text(&metrics, &mut buf).unwrap();

@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 
-use crate::decode::labels;
+use crate::decode::labels::{self, Category, Model};
+use crate::decode::quality::{Anomalies, QualityView};
 use crate::decode::wire::{fxhash, PreHashed};
-use crate::decode::{Anomalies, QualityView};
 
-/// A quality event, normalized.
+/// A quality event, normalized: unlike the [`QualityView`] it borrows nothing and its labels are resolved,
+/// so it can cross the channel and the worker only applies it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Event {
     pub quality_score: f64,
@@ -23,10 +24,9 @@ pub struct Event {
     pub passed: bool,
     /// Routed to the librarian metrics.
     pub librarian: bool,
-    /// Index into [`labels::MODEL_LABELS`]; `None` for an empty model tag.
-    pub model: Option<u8>,
-    /// Index into [`labels::CATEGORY_LABELS`].
-    pub category: u8,
+    /// `None` for an empty model tag.
+    pub model: Option<Model>,
+    pub category: Category,
     /// 64-bit hash of a non-empty session id.
     pub session: Option<u64>,
     pub anomalies: Anomalies,
@@ -39,22 +39,22 @@ pub const MODEL_CACHE_CAP: usize = 4096;
 /// Normalizes views into [`Event`]s, remembering the label of each raw model name it has seen.
 #[derive(Default)]
 pub struct Normalizer {
-    models: HashMap<u64, (Box<str>, u8), PreHashed>,
+    models: HashMap<u64, (Box<str>, Model), PreHashed>,
 }
 
 impl Normalizer {
-    fn model(&mut self, raw: &str) -> u8 {
+    fn model(&mut self, raw: &str) -> Model {
         let h = fxhash(raw.as_bytes());
-        if let Some((name, idx)) = self.models.get(&h) {
+        if let Some((name, model)) = self.models.get(&h) {
             if **name == *raw {
-                return *idx;
+                return *model;
             }
         }
-        let idx = labels::normalize_model(raw) as u8;
+        let model = labels::normalize_model(raw);
         if self.models.len() < MODEL_CACHE_CAP {
-            self.models.entry(h).or_insert_with(|| (raw.into(), idx));
+            self.models.entry(h).or_insert_with(|| (raw.into(), model));
         }
-        idx
+        model
     }
 
     pub fn event(&mut self, v: &QualityView<'_>) -> Event {
@@ -69,7 +69,7 @@ impl Normalizer {
             passed: v.passed,
             librarian: labels::is_librarian(v.application_type),
             model: (!v.model.is_empty()).then(|| self.model(v.model)),
-            category: labels::normalize_category(v.category) as u8,
+            category: labels::normalize_category(v.category),
             session: (!v.session_id.is_empty()).then(|| fxhash(v.session_id.as_bytes())),
             anomalies: v.anomalies,
         }
@@ -89,8 +89,8 @@ mod tests {
         let bytes = QualityRecord::sample(1).encode(Framing::Framed);
         let Ok(Decoded::Quality(v)) = d.decode(&bytes) else { panic!() };
         let e = n.event(&v);
-        assert_eq!(labels::MODEL_LABELS[e.model.unwrap() as usize], labels::model_label(v.model));
-        assert_eq!(labels::CATEGORY_LABELS[e.category as usize], labels::category_label(v.category));
+        assert_eq!(e.model.unwrap().label(), labels::model_label(v.model));
+        assert_eq!(e.category.label(), labels::category_label(v.category));
         assert_eq!(e.librarian, labels::is_librarian(v.application_type));
         assert_eq!(e.session, Some(fxhash(v.session_id.as_bytes())));
         assert_eq!(n.event(&v), e, "cached path gives the same event");
@@ -99,6 +99,6 @@ mod tests {
             n.model(&format!("model-{i}"));
         }
         assert_eq!(n.models.len(), MODEL_CACHE_CAP, "the cache is bounded");
-        assert_eq!(labels::MODEL_LABELS[n.model("GPT-4o-2024") as usize], "gpt-4o");
+        assert_eq!(n.model("GPT-4o-2024").label(), "gpt-4o");
     }
 }

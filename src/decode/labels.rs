@@ -1,69 +1,69 @@
-//! Bounded label values: model and category normalization (reference §2.4) and librarian routing (§2.5).
+//! Bounded label values: model and category normalization and librarian routing (README, Label values).
 //!
 //! Each function maps free text from producers to one of a fixed set of label values, so the number of series
-//! stays bounded whatever producers send. Indices are stable and used to cache metric handles.
+//! stays bounded whatever producers send. The values are typed tables ([`Model`], [`Category`]), so the
+//! worker caches one metric handle per variant.
 
-/// Every model label value; `other` is the overflow value.
-pub const MODEL_LABELS: [&str; 29] = [
-    "gpt-4o-mini",
-    "gpt-4o",
-    "gpt-4-turbo",
-    "gpt-4",
-    "gpt-3.5-turbo",
-    "gpt-3.5",
-    "o1-preview",
-    "o1-mini",
-    "o1",
-    "o3",
-    "claude-3.5-sonnet",
-    "claude-3.5-haiku",
-    "claude-3-opus",
-    "claude-3-sonnet",
-    "claude-3-haiku",
-    "claude-2",
-    "claude-other",
-    "gemini-2",
-    "gemini-1.5-pro",
-    "gemini-1.5-flash",
-    "gemini-pro",
-    "gemini-other",
-    "codellama",
-    "llama-3",
-    "llama-2",
-    "llama-other",
-    "mixtral",
-    "mistral",
-    "other",
-];
+use crate::table::label_enum;
 
-/// Models whose `dashstream_queries_by_model_total` series exist before any event (as in the original).
-pub const PRECREATED_MODELS: [&str; 14] = [
-    "gpt-4",
-    "gpt-4o",
-    "gpt-4o-mini",
-    "gpt-4-turbo",
-    "gpt-3.5-turbo",
-    "o1-preview",
-    "o1-mini",
-    "claude-3.5-sonnet",
-    "claude-3.5-haiku",
-    "claude-3-opus",
-    "gemini-1.5-pro",
-    "gemini-1.5-flash",
-    "llama-3",
-    "mistral",
-];
-
-/// Index into [`MODEL_LABELS`] of a label value.
-pub fn model_index(label: &str) -> usize {
-    MODEL_LABELS.iter().position(|m| *m == label).expect("known model label")
+label_enum! {
+    /// A model label value; `Other` is the overflow value.
+    pub enum Model {
+        Gpt4oMini => "gpt-4o-mini",
+        Gpt4o => "gpt-4o",
+        Gpt4Turbo => "gpt-4-turbo",
+        Gpt4 => "gpt-4",
+        Gpt35Turbo => "gpt-3.5-turbo",
+        Gpt35 => "gpt-3.5",
+        O1Preview => "o1-preview",
+        O1Mini => "o1-mini",
+        O1 => "o1",
+        O3 => "o3",
+        Claude35Sonnet => "claude-3.5-sonnet",
+        Claude35Haiku => "claude-3.5-haiku",
+        Claude3Opus => "claude-3-opus",
+        Claude3Sonnet => "claude-3-sonnet",
+        Claude3Haiku => "claude-3-haiku",
+        Claude2 => "claude-2",
+        ClaudeOther => "claude-other",
+        Gemini2 => "gemini-2",
+        Gemini15Pro => "gemini-1.5-pro",
+        Gemini15Flash => "gemini-1.5-flash",
+        GeminiPro => "gemini-pro",
+        GeminiOther => "gemini-other",
+        CodeLlama => "codellama",
+        Llama3 => "llama-3",
+        Llama2 => "llama-2",
+        LlamaOther => "llama-other",
+        Mixtral => "mixtral",
+        Mistral => "mistral",
+        Other => "other",
+    }
 }
 
-/// Maps a raw model name to its label index (rules of reference §2.4, first match wins).
+/// Models whose `dashstream_queries_by_model_total` series exist before any event (as in the original).
+pub const PRECREATED_MODELS: [Model; 14] = [
+    Model::Gpt4,
+    Model::Gpt4o,
+    Model::Gpt4oMini,
+    Model::Gpt4Turbo,
+    Model::Gpt35Turbo,
+    Model::O1Preview,
+    Model::O1Mini,
+    Model::Claude35Sonnet,
+    Model::Claude35Haiku,
+    Model::Claude3Opus,
+    Model::Gemini15Pro,
+    Model::Gemini15Flash,
+    Model::Llama3,
+    Model::Mistral,
+];
+
+/// Maps a raw model name to its label (the original's rules, in its order: first match wins).
 ///
 /// The original lower-cases then trims; ASCII lower-casing is used here (model names are ASCII; a non-ASCII
 /// name can only fall through to a `contains` rule or `other`, exactly as with full lower-casing).
-pub fn normalize_model(raw: &str) -> usize {
+pub fn normalize_model(raw: &str) -> Model {
     let trimmed = raw.trim();
     // Fast path: most producers send an exact label in lower case.
     let mut buf = [0u8; 64];
@@ -76,88 +76,95 @@ pub fn normalize_model(raw: &str) -> usize {
         owned = trimmed.to_lowercase();
         owned.as_str()
     };
-    let idx = |label: &str| model_index(label);
     let sw = |p: &str| s.starts_with(p);
     let has = |p: &str| s.contains(p);
     if sw("gpt-4o-mini") || s == "gpt4omini" {
-        idx("gpt-4o-mini")
+        Model::Gpt4oMini
     } else if sw("gpt-4o") || s == "gpt4o" {
-        idx("gpt-4o")
+        Model::Gpt4o
     } else if sw("gpt-4-turbo") || s == "gpt4turbo" {
-        idx("gpt-4-turbo")
+        Model::Gpt4Turbo
     } else if sw("gpt-4") || s == "gpt4" {
-        idx("gpt-4")
+        Model::Gpt4
     } else if sw("gpt-3.5-turbo") || s == "gpt35turbo" || s == "gpt-35-turbo" {
-        idx("gpt-3.5-turbo")
+        Model::Gpt35Turbo
     } else if sw("gpt-3.5") || s == "gpt35" {
-        idx("gpt-3.5")
+        Model::Gpt35
     } else if sw("o1-preview") {
-        idx("o1-preview")
+        Model::O1Preview
     } else if sw("o1-mini") {
-        idx("o1-mini")
+        Model::O1Mini
     } else if sw("o1") && !sw("o1-") {
-        idx("o1")
+        Model::O1
     } else if sw("o3") {
-        idx("o3")
+        Model::O3
     } else if has("claude-3-5-sonnet") || has("claude-3.5-sonnet") {
-        idx("claude-3.5-sonnet")
+        Model::Claude35Sonnet
     } else if has("claude-3-5-haiku") || has("claude-3.5-haiku") {
-        idx("claude-3.5-haiku")
+        Model::Claude35Haiku
     } else if has("claude-3-opus") {
-        idx("claude-3-opus")
+        Model::Claude3Opus
     } else if has("claude-3-sonnet") {
-        idx("claude-3-sonnet")
+        Model::Claude3Sonnet
     } else if has("claude-3-haiku") {
-        idx("claude-3-haiku")
+        Model::Claude3Haiku
     } else if has("claude-2") {
-        idx("claude-2")
+        Model::Claude2
     } else if has("claude") {
-        idx("claude-other")
+        Model::ClaudeOther
     } else if has("gemini-2") {
-        idx("gemini-2")
+        Model::Gemini2
     } else if has("gemini-1.5-pro") {
-        idx("gemini-1.5-pro")
+        Model::Gemini15Pro
     } else if has("gemini-1.5-flash") {
-        idx("gemini-1.5-flash")
+        Model::Gemini15Flash
     } else if has("gemini-pro") || has("gemini-1.0") {
-        idx("gemini-pro")
+        Model::GeminiPro
     } else if has("gemini") {
-        idx("gemini-other")
+        Model::GeminiOther
     } else if has("codellama") {
-        idx("codellama")
+        Model::CodeLlama
     } else if has("llama-3") || has("llama3") {
-        idx("llama-3")
+        Model::Llama3
     } else if has("llama-2") || has("llama2") {
-        idx("llama-2")
+        Model::Llama2
     } else if has("llama") {
-        idx("llama-other")
+        Model::LlamaOther
     } else if has("mixtral") {
-        idx("mixtral")
+        Model::Mixtral
     } else if has("mistral") {
-        idx("mistral")
+        Model::Mistral
     } else {
-        idx("other")
+        Model::Other
     }
 }
 
 /// The label value of a raw model name.
 pub fn model_label(raw: &str) -> &'static str {
-    MODEL_LABELS[normalize_model(raw)]
+    normalize_model(raw).label()
 }
 
-/// Category label values; `Unknown` is the overflow value.
-pub const CATEGORY_LABELS: [&str; 5] = ["Simple", "Medium", "Complex", "Edge", "Unknown"];
+label_enum! {
+    /// A category label value; `Unknown` is the overflow value.
+    pub enum Category {
+        Simple => "Simple",
+        Medium => "Medium",
+        Complex => "Complex",
+        Edge => "Edge",
+        Unknown => "Unknown",
+    }
+}
 
-/// Maps a raw category to its label index. Matching ignores ASCII case and surrounding white space (the
-/// original accepted only three spellings per value, so `sImple` became `Unknown`).
-pub fn normalize_category(raw: &str) -> usize {
+/// Maps a raw category to its label. Matching ignores ASCII case and surrounding white space (the original
+/// accepted only three spellings per value, so `sImple` became `Unknown`).
+pub fn normalize_category(raw: &str) -> Category {
     let s = raw.trim();
-    CATEGORY_LABELS[..4].iter().position(|c| c.eq_ignore_ascii_case(s)).unwrap_or(4)
+    Category::ALL.into_iter().find(|c| c.label().eq_ignore_ascii_case(s)).unwrap_or(Category::Unknown)
 }
 
 /// The label value of a raw category.
 pub fn category_label(raw: &str) -> &'static str {
-    CATEGORY_LABELS[normalize_category(raw)]
+    normalize_category(raw).label()
 }
 
 /// Whether an application type routes to the librarian metrics (exact, case-sensitive match as in the
@@ -293,8 +300,18 @@ mod tests {
     #[test]
     fn precreated_models_are_labels() {
         for m in PRECREATED_MODELS {
-            assert_eq!(MODEL_LABELS[model_index(m)], m);
-            assert_eq!(model_label(m), m, "a pre-created label normalizes to itself");
+            assert_eq!(Model::from_label(m.label()), Some(m));
+            assert_eq!(normalize_model(m.label()), m, "a pre-created label normalizes to itself");
+        }
+    }
+
+    #[test]
+    fn every_label_normalizes_to_itself() {
+        for m in Model::ALL {
+            assert_eq!(normalize_model(m.label()), m);
+        }
+        for c in Category::ALL {
+            assert_eq!(normalize_category(c.label()), c);
         }
     }
 

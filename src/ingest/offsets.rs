@@ -306,7 +306,7 @@ mod tests {
             passed: true,
             librarian: false,
             model: None,
-            category: 0,
+            category: crate::decode::labels::Category::Simple,
             session: None,
             anomalies: Default::default(),
         }

@@ -93,7 +93,7 @@ impl Records<'_> {
                 None
             }
             Err(e) => {
-                m.messages_failed[e.reason_index()].inc();
+                m.messages_failed[e.reason()].inc();
                 if let Some(n) = self.bad_log.check() {
                     warn!(
                         "record {partition}/{offset} ({} bytes) rejected: {e} [{}] ({n} bad records not logged)",

@@ -39,6 +39,13 @@ impl Child for IntGauge {
     }
 }
 
+impl Child for Hist {
+    const KIND: MetricType = MetricType::HISTOGRAM;
+    fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
+        Hist::write(self, name, labels, out);
+    }
+}
+
 struct Entry<T> {
     value: String,
     labels: Vec<u8>,

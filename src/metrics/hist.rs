@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use prometheus::proto::{self, MetricType};
+use prometheus::proto;
 
 use crate::metrics::expo;
 
@@ -128,13 +128,6 @@ impl prometheus::core::Metric for Hist {
         let mut m = proto::Metric::default();
         m.set_histogram(h);
         m
-    }
-}
-
-impl crate::metrics::family::Child for Hist {
-    const KIND: MetricType = MetricType::HISTOGRAM;
-    fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
-        Hist::write(self, name, labels, out);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Session tracking for `dashstream_turns_by_session` (reference §2.6), bounded and timer-driven.
+//! Session tracking for `dashstream_turns_by_session` (README, What one quality event does), bounded and
+//! timer-driven.
 //!
 //! A session's highest turn number is observed once, when the session closes: after it has been idle longer
 //! than the timeout (checked by a timer, also when no traffic arrives), or early, when the tracker is full

@@ -1,16 +1,21 @@
 //! Producer side: builds quality `Metrics` messages and frames them as DashFlow producers do. Used by the
-//! built-in traffic generator (`demo`) and by the tests.
+//! built-in traffic generator (`demo`, `produce`) and by the tests.
+//!
+//! [`QualityRecord::message`] builds the generated prost types (with units and metric types, as DashFlow
+//! writes them); [`RecordWriter`] writes the same record straight into a buffer in the wire format, without
+//! building a message or allocating per record once its buffers have grown.
 
 use prost::Message as _;
 
-use crate::decode::{FRAME_PLAIN, FRAME_ZSTD};
+use crate::decode::framing::{FRAME_PLAIN, FRAME_ZSTD};
+use crate::decode::keys::{MetricKey, TagKey};
 use crate::proto::{
     dash_stream_message::Message, metric_value::Value, CompressionType, DashStreamMessage, Header, MessageType,
     MetricType, MetricValue, Metrics,
 };
 
-/// Reference §1.5: a 132-byte 0x00-framed quality event (thread "sess-1", score 0.9, passed, 1500 ms,
-/// model gpt-4o, category Complex).
+/// A 132-byte 0x00-framed quality event as a DashFlow producer writes it (thread "sess-1", scope id "q-42",
+/// score 0.9, passed, 1500 ms, model gpt-4o, category Complex): the worked example of the wire format.
 pub const WORKED_EXAMPLE: &str = "00 32 80 01 0a 0c 22 06 73 65 73 73 2d 31 30 06 48 01 12 07 71 75 61 6c 69 74 79 1a 04 71 2d 34 32 22 1a 0a 0d \
 71 75 61 6c 69 74 79 5f 73 63 6f 72 65 12 09 11 cd cc cc cc cc cc ec 3f 22 0c 0a 06 70 61 73 73 65 64 12 02 20 01 22 11 0a \
 0a 6c 61 74 65 6e 63 79 5f 6d 73 12 03 08 dc 0b 2a 0f 0a 05 6d 6f 64 65 6c 12 06 67 70 74 2d 34 6f 2a 13 0a 08 63 61 74 \
@@ -21,7 +26,7 @@ pub fn from_hex(s: &str) -> Vec<u8> {
     s.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("hex byte")).collect()
 }
 
-/// How a record value is laid out on the wire (reference §1.3).
+/// How a record value is laid out on the wire (README, Wire format).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
     /// `0x00` + protobuf (what producers send for small messages).
@@ -60,7 +65,8 @@ pub fn frame(msg: &DashStreamMessage, framing: Framing) -> Vec<u8> {
     }
 }
 
-/// A quality event as a producer writes it; `None` fields are left out of the message.
+/// A quality event as a producer writes it: the producer's view of the event (any field may be left out, the
+/// integers are the wire's i64), so tests and generated traffic can send what the decoder must cope with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QualityRecord {
     /// `header.thread_id`; `None` leaves the header out entirely.
@@ -103,9 +109,37 @@ impl Default for QualityRecord {
     }
 }
 
-fn value(v: Value, unit: &str, kind: MetricType) -> MetricValue {
-    MetricValue { value: Some(v), unit: unit.into(), r#type: kind as i32 }
+/// A metric value as a record holds it: one variant of the `MetricValue` oneof.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
 }
+
+/// The unit and metric type DashFlow producers send with a key's value.
+fn unit_and_type(key: MetricKey) -> (&'static str, MetricType) {
+    match key {
+        MetricKey::QualityScore => ("score", MetricType::Gauge),
+        MetricKey::Passed => ("bool", MetricType::Gauge),
+        MetricKey::LatencyMs => ("ms", MetricType::Histogram),
+        MetricKey::RetryCount | MetricKey::TurnNumber => ("count", MetricType::Counter),
+        MetricKey::Accuracy | MetricKey::Relevance | MetricKey::Completeness => ("ratio", MetricType::Gauge),
+    }
+}
+
+/// The metric keys in name order: the order of the encoded `metrics` map entries (the generated types keep
+/// maps sorted).
+const METRICS_BY_NAME: [MetricKey; MetricKey::COUNT] = [
+    MetricKey::Accuracy,
+    MetricKey::Completeness,
+    MetricKey::LatencyMs,
+    MetricKey::Passed,
+    MetricKey::QualityScore,
+    MetricKey::Relevance,
+    MetricKey::RetryCount,
+    MetricKey::TurnNumber,
+];
 
 impl QualityRecord {
     /// A fully populated record, varied by `n`.
@@ -129,6 +163,30 @@ impl QualityRecord {
         }
     }
 
+    /// This record's value of a metric key (`None`: left out).
+    fn metric(&self, key: MetricKey) -> Option<Scalar> {
+        match key {
+            MetricKey::QualityScore => self.quality_score.map(Scalar::Float),
+            MetricKey::Passed => self.passed.map(Scalar::Bool),
+            MetricKey::LatencyMs => self.latency_ms.map(Scalar::Int),
+            MetricKey::RetryCount => self.retry_count.map(Scalar::Int),
+            MetricKey::TurnNumber => self.turn_number.map(Scalar::Int),
+            MetricKey::Accuracy => self.accuracy.map(Scalar::Float),
+            MetricKey::Relevance => self.relevance.map(Scalar::Float),
+            MetricKey::Completeness => self.completeness.map(Scalar::Float),
+        }
+    }
+
+    /// The tags this record sets, in name order.
+    fn tags(&self) -> [(TagKey, Option<&str>); 4] {
+        [
+            (TagKey::ApplicationType, self.application_type.as_deref()),
+            (TagKey::Category, self.category.as_deref()),
+            (TagKey::Model, self.model.as_deref()),
+            (TagKey::QueryId, self.query_id.as_deref()),
+        ]
+    }
+
     /// The `Metrics` message of this record.
     pub fn message_metrics(&self) -> Metrics {
         let mut m = Metrics {
@@ -142,27 +200,23 @@ impl QualityRecord {
             scope_id: self.scope_id.clone(),
             ..Metrics::default()
         };
-        let mut put = |k: &str, v: Option<MetricValue>| {
-            if let Some(v) = v {
-                m.metrics.insert(k.into(), v);
+        for key in MetricKey::ALL {
+            if let Some(v) = self.metric(key) {
+                let value = match v {
+                    Scalar::Int(x) => Value::IntValue(x),
+                    Scalar::Float(x) => Value::FloatValue(x),
+                    Scalar::Bool(x) => Value::BoolValue(x),
+                };
+                let (unit, kind) = unit_and_type(key);
+                m.metrics.insert(
+                    key.label().into(),
+                    MetricValue { value: Some(value), unit: unit.into(), r#type: kind as i32 },
+                );
             }
-        };
-        put("quality_score", self.quality_score.map(|x| value(Value::FloatValue(x), "score", MetricType::Gauge)));
-        put("passed", self.passed.map(|x| value(Value::BoolValue(x), "bool", MetricType::Gauge)));
-        put("latency_ms", self.latency_ms.map(|x| value(Value::IntValue(x), "ms", MetricType::Histogram)));
-        put("retry_count", self.retry_count.map(|x| value(Value::IntValue(x), "count", MetricType::Counter)));
-        put("turn_number", self.turn_number.map(|x| value(Value::IntValue(x), "count", MetricType::Counter)));
-        put("accuracy", self.accuracy.map(|x| value(Value::FloatValue(x), "ratio", MetricType::Gauge)));
-        put("relevance", self.relevance.map(|x| value(Value::FloatValue(x), "ratio", MetricType::Gauge)));
-        put("completeness", self.completeness.map(|x| value(Value::FloatValue(x), "ratio", MetricType::Gauge)));
-        for (k, v) in [
-            ("query_id", &self.query_id),
-            ("model", &self.model),
-            ("category", &self.category),
-            ("application_type", &self.application_type),
-        ] {
+        }
+        for (key, v) in self.tags() {
             if let Some(v) = v {
-                m.tags.insert(k.into(), v.clone());
+                m.tags.insert(key.label().into(), v.into());
             }
         }
         m
@@ -202,11 +256,11 @@ fn varint_len(v: u64) -> usize {
 }
 
 /// A `metrics` map entry: key and a MetricValue holding one oneof value.
-fn put_metric(out: &mut Vec<u8>, key: &str, value: MetricOneof) {
+fn put_metric(out: &mut Vec<u8>, key: &str, value: Scalar) {
     let value_len = match value {
-        MetricOneof::Int(i) => 1 + varint_len(i as u64),
-        MetricOneof::Float(_) => 9,
-        MetricOneof::Bool(_) => 2,
+        Scalar::Int(i) => 1 + varint_len(i as u64),
+        Scalar::Float(_) => 9,
+        Scalar::Bool(_) => 2,
     };
     let entry_len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(value_len as u64) + value_len;
     put_tag(out, 4, 2);
@@ -215,26 +269,19 @@ fn put_metric(out: &mut Vec<u8>, key: &str, value: MetricOneof) {
     put_tag(out, 2, 2);
     put_varint(out, value_len as u64);
     match value {
-        MetricOneof::Int(i) => {
+        Scalar::Int(i) => {
             put_tag(out, 1, 0);
             put_varint(out, i as u64);
         }
-        MetricOneof::Float(f) => {
+        Scalar::Float(f) => {
             put_tag(out, 2, 1);
             out.extend_from_slice(&f.to_le_bytes());
         }
-        MetricOneof::Bool(b) => {
+        Scalar::Bool(b) => {
             put_tag(out, 4, 0);
             out.push(u8::from(b));
         }
     }
-}
-
-#[derive(Clone, Copy)]
-enum MetricOneof {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
 }
 
 fn put_tag_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
@@ -245,39 +292,105 @@ fn put_tag_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     put_bytes(out, 2, value);
 }
 
-/// Writes an unframed `DashStreamMessage` carrying a generated quality event, directly in the protobuf wire
-/// format (the same message [`QualityRecord::message`] builds, minus units and metric types).
-pub fn write_quality_message(out: &mut Vec<u8>, d: &crate::sim::generator::Draw, session: &str) {
-    use std::io::Write as _;
-    let mut q = [0u8; 24];
-    let q_len = {
-        let mut c = std::io::Cursor::new(&mut q[..]);
-        let _ = write!(c, "q-{}", d.n);
-        c.position() as usize
-    };
-    let query = &q[..q_len];
-    let header_len = 1 + varint_len(session.len() as u64) + session.len() + 2 + 2;
-    let mut m: Vec<u8> = Vec::with_capacity(320);
-    put_tag(&mut m, 1, 2);
-    put_varint(&mut m, header_len as u64);
-    put_bytes(&mut m, 4, session.as_bytes());
-    put_tag(&mut m, 6, 0);
-    put_varint(&mut m, MessageType::Metrics as u64);
-    put_tag(&mut m, 9, 0);
-    put_varint(&mut m, 1);
-    put_bytes(&mut m, 2, b"quality");
-    put_bytes(&mut m, 3, query);
-    put_metric(&mut m, "accuracy", MetricOneof::Float(d.accuracy));
-    put_metric(&mut m, "completeness", MetricOneof::Float(d.completeness));
-    put_metric(&mut m, "latency_ms", MetricOneof::Int(d.latency_ms));
-    put_metric(&mut m, "passed", MetricOneof::Bool(d.passed));
-    put_metric(&mut m, "quality_score", MetricOneof::Float(d.quality_score));
-    put_metric(&mut m, "relevance", MetricOneof::Float(d.relevance));
-    put_metric(&mut m, "retry_count", MetricOneof::Int(d.retries));
-    put_metric(&mut m, "turn_number", MetricOneof::Int(d.turn));
-    put_tag_entry(&mut m, "application_type", d.application_type.as_bytes());
-    put_tag_entry(&mut m, "category", d.category.as_bytes());
-    put_tag_entry(&mut m, "model", d.model.as_bytes());
-    put_tag_entry(&mut m, "query_id", query);
-    put_bytes(out, 6, &m);
+/// Writes an unframed `DashStreamMessage` carrying `rec`, directly in the protobuf wire format: the message
+/// [`QualityRecord::message`] builds, minus units and metric types (empty strings left out, as prost does).
+fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
+    m.clear();
+    if let Some(thread) = &rec.thread_id {
+        let header_len = 1 + varint_len(thread.len() as u64) + thread.len() + 2 + 2;
+        put_tag(m, 1, 2);
+        put_varint(m, header_len as u64);
+        put_bytes(m, 4, thread.as_bytes());
+        put_tag(m, 6, 0);
+        put_varint(m, MessageType::Metrics as u64);
+        put_tag(m, 9, 0);
+        put_varint(m, 1);
+    }
+    for (field, s) in [(2, &rec.scope), (3, &rec.scope_id)] {
+        if !s.is_empty() {
+            put_bytes(m, field, s.as_bytes());
+        }
+    }
+    for key in METRICS_BY_NAME {
+        if let Some(v) = rec.metric(key) {
+            put_metric(m, key.label(), v);
+        }
+    }
+    for (key, v) in rec.tags() {
+        if let Some(v) = v {
+            put_tag_entry(m, key.label(), v.as_bytes());
+        }
+    }
+    put_bytes(out, 6, m);
+}
+
+/// Writes records framed into a caller's buffer, reusing its own buffers (the fast path of `produce`).
+#[derive(Default)]
+pub struct RecordWriter {
+    body: Vec<u8>,
+    metrics: Vec<u8>,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl RecordWriter {
+    /// `rec` framed as `framing` into `out` (cleared first): what [`QualityRecord::encode`] gives, minus units
+    /// and metric types.
+    pub fn write(&mut self, rec: &QualityRecord, framing: Framing, out: &mut Vec<u8>) {
+        self.body.clear();
+        write_message(rec, &mut self.metrics, &mut self.body);
+        out.clear();
+        match framing {
+            Framing::Framed => {
+                out.push(FRAME_PLAIN);
+                out.extend_from_slice(&self.body);
+            }
+            Framing::Legacy => out.extend_from_slice(&self.body),
+            Framing::FramedZstd | Framing::LegacyZstd => {
+                if framing == Framing::FramedZstd {
+                    out.push(FRAME_ZSTD);
+                }
+                let c = self.zstd.get_or_insert_with(|| zstd::bulk::Compressor::new(3).expect("zstd context"));
+                out.extend_from_slice(&c.compress(&self.body).expect("zstd compress"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_entries_are_written_in_name_order() {
+        let mut names = MetricKey::ALL.map(MetricKey::label);
+        names.sort_unstable();
+        assert_eq!(METRICS_BY_NAME.map(MetricKey::label), names);
+        let rec = QualityRecord::sample(4);
+        let tags: Vec<&str> = rec.tags().iter().map(|(k, _)| k.label()).collect();
+        assert!(tags.is_sorted(), "{tags:?}");
+    }
+
+    /// The message of `rec` without units and metric types (which the writer leaves out).
+    fn without_units(rec: &QualityRecord) -> Vec<u8> {
+        let mut msg = rec.message();
+        if let Some(Message::Metrics(m)) = &mut msg.message {
+            for v in m.metrics.values_mut() {
+                v.unit.clear();
+                v.r#type = 0;
+            }
+        }
+        msg.encode_to_vec()
+    }
+
+    #[test]
+    fn the_writer_writes_the_message_minus_units_and_types() {
+        let mut w = RecordWriter::default();
+        let mut out = Vec::new();
+        let full = QualityRecord::sample(5);
+        w.write(&full, Framing::Legacy, &mut out);
+        assert_eq!(out, without_units(&full), "the bytes prost writes");
+        let sparse = QualityRecord { passed: Some(false), latency_ms: Some(-3), ..QualityRecord::default() };
+        w.write(&sparse, Framing::Framed, &mut out);
+        assert_eq!((out[0], &out[1..]), (FRAME_PLAIN, &without_units(&sparse)[..]), "absent fields left out");
+    }
 }

@@ -1,7 +1,12 @@
 //! Synthetic, reproducible quality traffic (seeded): realistic model names, categories, application types,
 //! sessions with growing turn numbers, skewed latency and retry distributions.
+//!
+//! Each event is drawn into a [`QualityRecord`] that the generator rewrites in place, so the fast path
+//! ([`Generator::next_encoded`], used by `produce`) allocates nothing per event once its buffers have grown.
 
-use crate::sim::encode::{Framing, QualityRecord};
+use std::fmt::Write as _;
+
+use crate::sim::encode::{Framing, QualityRecord, RecordWriter};
 
 /// A small, fast, seedable PRNG (xorshift64*).
 #[derive(Clone, Debug)]
@@ -102,33 +107,37 @@ pub struct Generator {
     sessions: Vec<(u64, i64)>,
     next_session: u64,
     n: u64,
-    zstd: Option<zstd::bulk::Compressor<'static>>,
-    scratch: Vec<u8>,
+    /// The latest event, rewritten by each draw.
+    record: QualityRecord,
+    writer: RecordWriter,
 }
 
-/// One event's random draw; turned into a [`QualityRecord`] or written straight to bytes.
+/// What [`Generator::next_encoded`] wrote: the event's record and the framing drawn for it.
 #[derive(Clone, Copy, Debug)]
-pub struct Draw {
-    pub n: u64,
-    pub session: u64,
-    pub turn: i64,
-    pub passed: bool,
-    pub quality_score: f64,
-    pub accuracy: f64,
-    pub relevance: f64,
-    pub completeness: f64,
-    pub latency_ms: i64,
-    pub retries: i64,
-    pub model: &'static str,
-    pub category: &'static str,
-    pub application_type: &'static str,
+pub struct Encoded<'a> {
+    pub record: &'a QualityRecord,
     pub framing: Framing,
+}
+
+/// Sets an optional text field in place, keeping its buffer.
+fn set_text(slot: &mut Option<String>, text: std::fmt::Arguments<'_>) {
+    let s = slot.get_or_insert_with(String::new);
+    s.clear();
+    let _ = s.write_fmt(text);
 }
 
 impl Generator {
     pub fn new(cfg: Traffic) -> Self {
         let rng = Rng::new(cfg.seed);
-        Generator { sessions: Vec::new(), next_session: 0, n: 0, rng, cfg, zstd: None, scratch: Vec::new() }
+        Generator {
+            sessions: Vec::new(),
+            next_session: 0,
+            n: 0,
+            rng,
+            cfg,
+            record: QualityRecord::default(),
+            writer: RecordWriter::default(),
+        }
     }
 
     fn session(&mut self) -> (u64, i64) {
@@ -148,8 +157,8 @@ impl Generator {
         (s.0, s.1)
     }
 
-    /// The next event's values.
-    pub fn draw(&mut self) -> Draw {
+    /// Draws the next event into `self.record`; returns the framing drawn for it.
+    fn draw(&mut self) -> Framing {
         self.n += 1;
         let (session, turn) = self.session();
         let r = &mut self.rng;
@@ -173,96 +182,46 @@ impl Generator {
         } else {
             Framing::Framed
         };
-        Draw {
-            n: self.n,
-            session,
-            turn,
-            passed,
-            quality_score: ((accuracy + relevance + completeness) / 3.0 * 1000.0).round() / 1000.0,
-            accuracy,
-            relevance,
-            completeness,
-            latency_ms,
-            retries,
-            model,
-            category,
-            application_type,
-            framing,
-        }
-    }
-
-    /// The session (thread) id of a draw.
-    pub fn session_id(&self, d: &Draw, out: &mut String) {
-        use std::fmt::Write as _;
-        out.clear();
-        let _ = write!(out, "session-{:08x}-{}", self.cfg.seed, d.session);
-    }
-
-    /// A draw as a [`QualityRecord`].
-    pub fn record(&self, d: &Draw) -> QualityRecord {
-        let mut session = String::new();
-        self.session_id(d, &mut session);
-        QualityRecord {
-            thread_id: Some(session),
-            scope_id: format!("q-{}", d.n),
-            query_id: Some(format!("q-{}", d.n)),
-            quality_score: Some(d.quality_score),
-            passed: Some(d.passed),
-            latency_ms: Some(d.latency_ms),
-            retry_count: Some(d.retries),
-            turn_number: Some(d.turn),
-            accuracy: Some(d.accuracy),
-            relevance: Some(d.relevance),
-            completeness: Some(d.completeness),
-            model: Some(d.model.to_string()),
-            category: Some(d.category.to_string()),
-            application_type: Some(d.application_type.to_string()),
-            ..QualityRecord::default()
-        }
+        let rec = &mut self.record;
+        // The session (thread) id, as DashFlow producers also use it for the record key.
+        set_text(&mut rec.thread_id, format_args!("session-{:08x}-{session}", self.cfg.seed));
+        rec.scope_id.clear();
+        let _ = write!(rec.scope_id, "q-{}", self.n);
+        set_text(&mut rec.query_id, format_args!("q-{}", self.n));
+        rec.quality_score = Some(((accuracy + relevance + completeness) / 3.0 * 1000.0).round() / 1000.0);
+        rec.passed = Some(passed);
+        rec.latency_ms = Some(latency_ms);
+        rec.retry_count = Some(retries);
+        rec.turn_number = Some(turn);
+        rec.accuracy = Some(accuracy);
+        rec.relevance = Some(relevance);
+        rec.completeness = Some(completeness);
+        set_text(&mut rec.model, format_args!("{model}"));
+        set_text(&mut rec.category, format_args!("{category}"));
+        set_text(&mut rec.application_type, format_args!("{application_type}"));
+        framing
     }
 
     pub fn next_record(&mut self) -> QualityRecord {
-        let d = self.draw();
-        self.record(&d)
+        self.draw();
+        self.record.clone()
     }
 
     pub fn next_generated(&mut self) -> Generated {
-        let d = self.draw();
-        let record = self.record(&d);
-        Generated {
-            key: record.thread_id.clone().unwrap_or_default(),
-            value: record.encode(d.framing),
-            record,
-            framing: d.framing,
-        }
+        let framing = self.draw();
+        let record = self.record.clone();
+        Generated { key: record.thread_id.clone().unwrap_or_default(), value: record.encode(framing), record, framing }
     }
 
     /// The next event written straight into `value` (framed as drawn) with its key in `key`: the same
     /// event as [`Generator::next_generated`] would give, without building a protobuf message (fast path
     /// of `produce`).
-    pub fn next_encoded(&mut self, value: &mut Vec<u8>, key: &mut String) -> Draw {
-        let d = self.draw();
-        self.session_id(&d, key);
-        let mut body = std::mem::take(&mut self.scratch);
-        body.clear();
-        crate::sim::encode::write_quality_message(&mut body, &d, key);
-        value.clear();
-        match d.framing {
-            Framing::Framed => {
-                value.push(crate::decode::FRAME_PLAIN);
-                value.extend_from_slice(&body);
-            }
-            Framing::Legacy => value.extend_from_slice(&body),
-            Framing::FramedZstd | Framing::LegacyZstd => {
-                if d.framing == Framing::FramedZstd {
-                    value.push(crate::decode::FRAME_ZSTD);
-                }
-                let c = self.zstd.get_or_insert_with(|| zstd::bulk::Compressor::new(3).expect("zstd context"));
-                value.extend_from_slice(&c.compress(&body).expect("zstd compress"));
-            }
-        }
-        self.scratch = body;
-        d
+    pub fn next_encoded(&mut self, value: &mut Vec<u8>, key: &mut String) -> Encoded<'_> {
+        let framing = self.draw();
+        key.clear();
+        key.push_str(self.record.thread_id.as_deref().unwrap_or_default());
+        self.writer.write(&self.record, framing, value);
+        Encoded { record: &self.record, framing }
     }
 }
 
@@ -292,9 +251,9 @@ mod tests {
         let mut framings = std::collections::HashSet::new();
         for _ in 0..2000 {
             let slow = a.next_generated();
-            let draw = b.next_encoded(&mut value, &mut key);
-            assert_eq!(draw.framing, slow.framing);
-            framings.insert(format!("{:?}", draw.framing));
+            let fast = b.next_encoded(&mut value, &mut key);
+            assert_eq!((fast.framing, fast.record), (slow.framing, &slow.record));
+            framings.insert(format!("{:?}", fast.framing));
             assert_eq!(key, slow.key);
             let (Ok(Decoded::Quality(v1)), Ok(Decoded::Quality(v2))) = (d.decode(&slow.value), d2.decode(&value))
             else {

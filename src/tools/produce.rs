@@ -17,7 +17,7 @@ use crate::decode::labels::{category_label, is_librarian, model_label};
 use crate::proto::{dash_stream_message::Message, DashStreamMessage, TokenChunk};
 use crate::runtime::shutdown::Lifecycle;
 use crate::sim::encode::{frame, Framing};
-use crate::sim::generator::{Draw, Generator, Rng, Traffic};
+use crate::sim::generator::{Encoded, Generator, Rng, Traffic};
 
 #[derive(Clone, Debug)]
 pub struct ProduceOptions {
@@ -298,28 +298,30 @@ pub fn run(kafka: &KafkaConfig, opts: &ProduceOptions, life: &Lifecycle) -> Resu
     Ok(sum)
 }
 
-enum Note {
-    Good(Draw),
+enum Note<'a> {
+    Good(Encoded<'a>),
     Bad(&'static str),
 }
 
-impl Note {
+impl Note<'_> {
     fn count(self, sum: &mut Summary) {
         match self {
             Note::Bad(kind) => *sum.bad.entry(kind).or_default() += 1,
-            Note::Good(d) => {
+            Note::Good(Encoded { record: r, framing }) => {
                 sum.quality += 1;
-                *sum.framing.entry(framing_name(d.framing)).or_default() += 1;
-                if d.passed {
+                *sum.framing.entry(framing_name(framing)).or_default() += 1;
+                if r.passed == Some(true) {
                     sum.passed += 1;
                 } else {
-                    *sum.failed_by_category.entry(category_label(d.category)).or_default() += 1;
+                    *sum.failed_by_category
+                        .entry(category_label(r.category.as_deref().unwrap_or_default()))
+                        .or_default() += 1;
                 }
-                *sum.by_model.entry(model_label(d.model)).or_default() += 1;
-                if is_librarian(d.application_type) {
+                *sum.by_model.entry(model_label(r.model.as_deref().unwrap_or_default())).or_default() += 1;
+                if is_librarian(r.application_type.as_deref().unwrap_or_default()) {
                     sum.librarian += 1;
                 }
-                sum.latency_ms_sum += d.latency_ms.max(0) as u64;
+                sum.latency_ms_sum += r.latency_ms.unwrap_or(0).max(0) as u64;
             }
         }
     }

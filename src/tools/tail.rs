@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::config::cli::TailArgs;
 use crate::config::KafkaConfig;
 use crate::decode::labels::{category_label, model_label};
-use crate::decode::{Decoded, Decoder, QualityEvent};
+use crate::decode::{Decoded, Decoder, QualityView};
 use crate::runtime::shutdown::Lifecycle;
 
 #[derive(Clone, Debug)]
@@ -53,7 +53,7 @@ pub fn hex_preview(bytes: &[u8], max: usize) -> String {
     s
 }
 
-fn event_json(ev: &QualityEvent) -> Value {
+fn event_json(ev: &QualityView<'_>) -> Value {
     json!({
         "query_id": ev.query_id,
         "quality_score": ev.quality_score,
@@ -77,12 +77,12 @@ pub fn describe(partition: i32, offset: i64, payload: Option<&[u8]>, decoder: &m
         None => json!({"kind": "payload_missing"}),
         Some(bytes) => match decoder.decode(bytes) {
             Ok(Decoded::Quality(v)) => {
-                let (ev, an) = (v.to_event(), v.anomalies);
+                let (ev, an) = (v, v.anomalies);
                 json!({
                 "kind": "quality",
                 "event": event_json(&ev),
-                "model_label": if ev.model.is_empty() { Value::Null } else { model_label(&ev.model).into() },
-                "category_label": category_label(&ev.category),
+                "model_label": if ev.model.is_empty() { Value::Null } else { model_label(ev.model).into() },
+                "category_label": category_label(ev.category),
                 "missing_header": an.missing_header,
                 "type_mismatch": an.type_mismatch.names().collect::<Vec<_>>(),
                 "out_of_range": an.out_of_range.names().collect::<Vec<_>>(),
@@ -92,7 +92,7 @@ pub fn describe(partition: i32, offset: i64, payload: Option<&[u8]>, decoder: &m
             Ok(Decoded::Other(kind)) => json!({"kind": "other_type", "message_type": kind.label()}),
             Err(e) => json!({
                 "kind": "error",
-                "reason": e.reason(),
+                "reason": e.reason().label(),
                 "error": e.to_string(),
                 "size": bytes.len(),
                 "hex": hex_preview(bytes, 32),
