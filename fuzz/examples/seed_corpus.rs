@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use dashflow_prometheus_exporter::sim::encode::{frame, Framing, QualityRecord, WORKED_EXAMPLE};
-use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 use dashflow_prometheus_exporter::proto::dash_stream_message::Message;
 use dashflow_prometheus_exporter::proto::metric_value::Value;
 use dashflow_prometheus_exporter::proto::{DashStreamMessage, MetricValue};
+use dashflow_prometheus_exporter::sim::encode::{frame, Framing, QualityRecord, WORKED_EXAMPLE};
+use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 
 const FRAMINGS: [(Framing, &str); 4] = [
     (Framing::Framed, "framed"),

@@ -12,11 +12,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
-use dashflow_prometheus_exporter::decode::{classify, Decoded, Decoder};
 use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::labels::{normalize_category, normalize_model};
-use dashflow_prometheus_exporter::metrics::{encode_text, Applier, Metrics};
+use dashflow_prometheus_exporter::decode::{classify, Decoded, Decoder};
 use dashflow_prometheus_exporter::metrics::sessions::SessionTracker;
+use dashflow_prometheus_exporter::metrics::{encode_text, Applier, Metrics};
 use libfuzzer_sys::fuzz_target;
 
 /// Largest payload: smaller than the 10 MiB default so that decompression bombs cost milliseconds, not tens

@@ -9,7 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
 
-use crate::metrics::HTTP_CLOSE_REASONS;
+use prometheus::IntCounter;
+
+use crate::metrics::CloseReason;
+use crate::table::PerKey;
 
 /// `Conn::header_since` when no request header is in progress.
 pub(super) const NO_HEADER: u64 = u64::MAX;
@@ -32,8 +35,8 @@ pub(super) struct Conn {
     /// each close is counted by whichever of the two set it.
     fate: AtomicU8,
     pub epoch: Instant,
-    /// `dashstream_exporter_http_connections_closed_total`, indexed like `HTTP_CLOSE_REASONS`.
-    closed: [prometheus::IntCounter; HTTP_CLOSE_REASONS.len()],
+    /// `dashstream_exporter_http_connections_closed_total` by reason.
+    closed: PerKey<CloseReason, IntCounter>,
 }
 
 const LIVE: u8 = 0;
@@ -42,11 +45,7 @@ const EVICTED: u8 = 2;
 
 impl Conn {
     /// A connection accepted just now: its first request header counts as begun (`epoch`: the gate's).
-    pub fn accepted(
-        tcp: TcpStream,
-        epoch: Instant,
-        closed: [prometheus::IntCounter; HTTP_CLOSE_REASONS.len()],
-    ) -> Conn {
+    pub fn accepted(tcp: TcpStream, epoch: Instant, closed: PerKey<CloseReason, IntCounter>) -> Conn {
         let now = us_since(epoch, Instant::now());
         Conn {
             tcp,
@@ -80,8 +79,8 @@ impl Conn {
     pub fn settle(&self, why: Closed) -> Closed {
         match self.fate.compare_exchange(LIVE, ENDING, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => {
-                if !matches!(why, Closed::Normal | Closed::Evicted) {
-                    self.closed[why as usize].inc();
+                if let Some(reason) = why.counted_here() {
+                    self.closed[reason].inc();
                 }
                 why
             }
@@ -90,15 +89,29 @@ impl Conn {
     }
 }
 
-/// Why a relay ended; the server's own closes are indexed like `HTTP_CLOSE_REASONS`.
+/// Why a relay ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Closed {
-    IdleTimeout = 0,
-    HeaderTimeout = 1,
-    HeaderTooLarge = 2,
-    Evicted = 3,
+    IdleTimeout,
+    HeaderTimeout,
+    HeaderTooLarge,
+    /// The gate closed it to admit a new connection (counted by the gate, which decided it).
+    Evicted,
     /// The client or tiny_http closed, or a socket error.
-    Normal = 4,
+    Normal,
+}
+
+impl Closed {
+    /// The reason `settle` counts for a relay that ends on its own: the server's own closes, but for an
+    /// eviction, which the gate counts.
+    fn counted_here(self) -> Option<CloseReason> {
+        match self {
+            Closed::IdleTimeout => Some(CloseReason::IdleTimeout),
+            Closed::HeaderTimeout => Some(CloseReason::HeaderTimeout),
+            Closed::HeaderTooLarge => Some(CloseReason::HeaderTooLarge),
+            Closed::Evicted | Closed::Normal => None,
+        }
+    }
 }
 
 pub(super) fn us_since(epoch: Instant, t: Instant) -> u64 {
@@ -110,12 +123,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn close_reasons_index_the_metric_labels() {
-        use crate::metrics::HTTP_CLOSE_REASONS;
-        assert_eq!(HTTP_CLOSE_REASONS[Closed::IdleTimeout as usize], "idle_timeout");
-        assert_eq!(HTTP_CLOSE_REASONS[Closed::HeaderTimeout as usize], "header_timeout");
-        assert_eq!(HTTP_CLOSE_REASONS[Closed::HeaderTooLarge as usize], "header_too_large");
-        assert_eq!(HTTP_CLOSE_REASONS[Closed::Evicted as usize], "evicted");
-        assert_eq!(Closed::Normal as usize, HTTP_CLOSE_REASONS.len());
+    fn each_close_is_counted_under_its_own_label() {
+        assert_eq!(Closed::IdleTimeout.counted_here().map(CloseReason::label), Some("idle_timeout"));
+        assert_eq!(Closed::HeaderTimeout.counted_here().map(CloseReason::label), Some("header_timeout"));
+        assert_eq!(Closed::HeaderTooLarge.counted_here().map(CloseReason::label), Some("header_too_large"));
+        assert_eq!(Closed::Evicted.counted_here(), None, "the gate counts evictions");
+        assert_eq!(Closed::Normal.counted_here(), None);
+        assert_eq!(CloseReason::Evicted.label(), "evicted");
     }
 }

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 
-use super::conn::{Closed, Conn, NO_HEADER};
+use super::conn::{Conn, NO_HEADER};
 use super::relay::{relay, Timeouts};
 use crate::http::webconfig::WebState;
-use crate::metrics::Metrics;
+use crate::metrics::{CloseReason, Metrics};
 use crate::runtime::shutdown::{Lifecycle, RateLimit};
 
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\ntoo many connections, try again\n";
@@ -186,7 +186,7 @@ impl Gate {
         let conn = &admitted[i].conn;
         // Unless the relay is ending on its own already (then it frees the slot anyway, and counts why).
         if conn.mark_evicted() {
-            metrics.http_closed[Closed::Evicted as usize].inc();
+            metrics.http_closed[CloseReason::Evicted].inc();
             let _ = conn.tcp.shutdown(Shutdown::Both);
             // The write side only: the relay still waits for tiny_http to close its side.
             if let Some(b) = conn.backend.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {

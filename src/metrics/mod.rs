@@ -16,7 +16,7 @@ pub mod sessions;
 
 pub use self::apply::Applier;
 pub use self::process::unix_now;
-pub use self::registry::{encode_text, LegacyErrorType, Metrics, MetricsError, Outcome, HTTP_CLOSE_REASONS};
+pub use self::registry::{encode_text, CloseReason, LegacyErrorType, Metrics, MetricsError, Outcome};
 
 #[cfg(test)]
 mod tests {

@@ -42,6 +42,17 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// The `reason` label of `dashstream_exporter_http_connections_closed_total`: why the server closed a
+    /// connection.
+    pub enum CloseReason {
+        IdleTimeout => "idle_timeout",
+        HeaderTimeout => "header_timeout",
+        HeaderTooLarge => "header_too_large",
+        Evicted => "evicted",
+    }
+}
+
 /// Every handle. Cloning is cheap (handles are reference counted).
 ///
 /// The unlabelled families (and `dashflow_build_info`, the process metrics and the web-config counters) are
@@ -94,13 +105,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub offset_commit_errors: IntCounter,
     pub http_rejected: IntCounter,
-    /// Indexed like HTTP_CLOSE_REASONS.
-    pub http_closed: [IntCounter; HTTP_CLOSE_REASONS.len()],
+    pub http_closed: PerKey<CloseReason, IntCounter>,
 }
-
-/// Why the HTTP gate closed an admitted connection itself (label `reason` of
-/// `dashstream_exporter_http_connections_closed_total`).
-pub const HTTP_CLOSE_REASONS: [&str; 4] = ["idle_timeout", "header_timeout", "header_too_large", "evicted"];
 
 /// Building the registry failed (a bucket list the Prometheus client refuses, or a name clash).
 #[derive(Debug, thiserror::Error)]
@@ -336,7 +342,7 @@ or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
                 "dashstream_exporter_http_connections_rejected_total",
                 "HTTP connections refused because METRICS_MAX_CONNECTIONS were open and none could be evicted (answered 503, or closed unanswered when TLS is on)",
             )?,
-            http_closed: HTTP_CLOSE_REASONS.map(|reason| http_closed.get(reason)),
+            http_closed: handles(&http_closed),
             registry,
             families,
         };
