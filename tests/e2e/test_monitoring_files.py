@@ -65,9 +65,49 @@ def test_every_alert_is_unit_tested_firing_and_not_firing():
     assert not set(alerts) - fires, f"alerts without a firing test: {sorted(set(alerts) - fires)}"
     assert not set(alerts) - silent, f"alerts without a not-firing test: {sorted(set(alerts) - silent)}"
     assert not (fires | silent) - set(alerts), f"tests of unknown alerts: {sorted((fires | silent) - set(alerts))}"
-    required = {"DashflowExporterTargetDown", "DashflowExporterNotReady", "DashflowExporterConsumerLagHigh",
-                "DashflowQualityEventsStale", "DashflowExporterDecodeFailureRatio"}
+    required = {"DashflowExporterTargetDown", "DashflowExporterAbsent", "DashflowExporterNotReady",
+                "DashflowExporterConsumerLagHigh", "DashflowExporterConsumerTimeLagHigh",
+                "DashflowQualityEventDelayHigh", "DashflowQualityEventsStale", "DashflowExporterDecodeFailureRatio"}
     assert required <= set(alerts), required - set(alerts)
+
+
+# The original exporter's job name and ours: the rules must work under both (and any other) unchanged.
+JOB_NAMES = ["dashstream-quality", "dashflow-prometheus-exporter"]
+
+
+def rule_exprs() -> list[tuple[str, str]]:
+    out = []
+    for f in ("alerts.yml", "recording-rules.yml"):
+        for g in yaml.safe_load((MON / f).read_text())["groups"]:
+            out.extend((r.get("alert") or r["record"], r["expr"]) for r in g["rules"])
+    return out
+
+
+def test_no_rule_names_a_job():
+    named = [(name, expr) for name, expr in rule_exprs() if re.search(r"\bjob\s*(=|!=|=~|!~)\s*\"", expr)]
+    assert not named, f"rules that hard-code a job: {named}"
+
+
+def test_alerts_are_unit_tested_under_both_job_names():
+    """Per job name: a healthy deployment in which every alert is evaluated and none fires, and the target-down
+    and absent alerts firing for that job's targets."""
+    alerts = {r["alert"] for g in yaml.safe_load((MON / "alerts.yml").read_text())["groups"] for r in g["rules"]
+              if "alert" in r}
+    tests = yaml.safe_load((MON / "tests" / "alerts-test.yml").read_text())["tests"]
+    for job in JOB_NAMES:
+        def jobs_of(t):
+            return {m for x in t["input_series"] for m in re.findall(r'job="([^"]*)"', x["series"])}
+        healthy = [t for t in tests if jobs_of(t) == {job}
+                   and {a["alertname"] for a in t["alert_rule_test"]} == alerts
+                   and not any(a.get("exp_alerts") for a in t["alert_rule_test"])]
+        assert healthy, f"no healthy-deployment test evaluating every alert under job {job}"
+        assert len(healthy[0]["input_series"]) >= 20, "the healthy test should hold a complete deployment"
+        fired = {a["alertname"] for t in tests if jobs_of(t) == {job} for a in t["alert_rule_test"]
+                 if any(e["exp_labels"].get("job") == job for e in a.get("exp_alerts") or [])}
+        assert "DashflowExporterTargetDown" in fired, f"target down never shown firing under job {job}"
+        absent = [a for t in tests if jobs_of(t) == {job} for a in t["alert_rule_test"]
+                  if a["alertname"] == "DashflowExporterAbsent" and a.get("exp_alerts")]
+        assert absent, f"absent never shown firing when every target of job {job} is down"
 
 
 def test_not_ready_alert_is_the_readiness_gauge():
