@@ -22,7 +22,7 @@ import requests
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-JOB = "dashflow-prometheus-exporter"  # the scrape job name monitoring/alerts.yml expects
+JOB = "dashstream-quality"  # the original exporter's scrape job name: the shipped rules and dashboard name no job
 PARTITIONS = 4
 
 

@@ -359,9 +359,10 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 def substitute(expr: str) -> str:
-    """What Grafana sends with every variable at "All" (allValue .+) and 1 m rate intervals."""
+    """What Grafana sends with every variable at "All" (for job and instance: the values found, here matched by .+)
+    and 1 m rate intervals."""
     for var, value in {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$job": ".+",
-                       "$model": ".+"}.items():
+                       "$instance": ".+", "$model": ".+"}.items():
         expr = expr.replace(var, value)
     assert "$" not in expr, expr
     return expr
@@ -386,8 +387,10 @@ def test_every_dashboard_query_returns_data_live(stack):
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
     assert not nan, "dashboard queries returning NaN:\n" + "\n".join(nan)
     # the template variables resolve too
-    jobs = stack.prom.api("label/job/values", **{"match[]": "dashflow_build_info"})
-    assert s.JOB in jobs
+    jobs = stack.prom.api("label/job/values", **{"match[]": "dashstream_exporter_ready"})
+    assert jobs == [s.JOB]
+    instances = stack.prom.api("label/instance/values", **{"match[]": f'dashstream_exporter_ready{{job=~"{s.JOB}"}}'})
+    assert instances == [stack.exporter.instance]
     models = stack.prom.api("label/model/values", **{"match[]": 'dashstream_queries_by_model_total{job=~".+"}'})
     assert set(s.PRECREATED_MODELS) <= set(models)
 
