@@ -332,9 +332,9 @@ class MockCluster:
                 raise AssertionError(f"mock-broker exited with {self.proc.popen.returncode}:\n"
                                      f"{self.proc.log_text()[-3000:]}")
             m = re.search(r"^(127\.0\.0\.1:\d+(?:,127\.0\.0\.1:\d+)*)$", self.proc.log_text(), re.M)
-            return m.group(1) if m else None
+            return [m.group(1)] if m else None  # a list: wait_until reads a string as "not yet"
 
-        self.bootstrap = wait_until("the mock cluster to print its address", address, timeout=20)
+        self.bootstrap = wait_until("the mock cluster to print its address", address, timeout=20)[0]
         log(f"mock cluster with topic {topic} ({partitions} partitions) at {self.bootstrap}")
 
 
