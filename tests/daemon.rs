@@ -279,6 +279,35 @@ fn sigterm_commits_exactly_what_was_applied_and_a_restart_counts_nothing_twice()
     assert_eq!(c.committed("g-commit"), vec![1050, 750, 350]);
 }
 
+/// Without a producer stamp in the header, an event's delay is measured from its Kafka record timestamp; a
+/// caught-up partition shows a time lag of 0.
+#[test]
+fn event_delay_from_the_kafka_timestamp_and_time_lag_zero_once_caught_up() {
+    use rdkafka::producer::{BaseRecord, Producer as _};
+    let c = Cluster::new("delay", 1);
+    let e = Exporter::start(&c, "g-delay", &[]);
+    e.wait_value("dashstream_exporter_kafka_assigned_partitions", 1.0, WAIT);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let p = c.producer();
+    for i in 0..10u64 {
+        // sample records carry no header timestamp; the record says it was written 90 s ago
+        let bytes = QualityRecord::sample(i).encode(Framing::Framed);
+        p.send(BaseRecord::<(), [u8]>::to("delay").partition(0).payload(&bytes[..]).timestamp(now_ms - 90_000))
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(10)).unwrap();
+    e.wait_value("dashstream_exporter_event_delay_seconds_count", 10.0, WAIT);
+    let s = e.scrape();
+    assert_eq!(s.v("dashstream_exporter_event_delay_seconds_bucket{le=\"60\"}"), 0.0, "{}", s.text);
+    assert_eq!(s.v("dashstream_exporter_event_delay_seconds_bucket{le=\"120\"}"), 10.0);
+    let mean = s.v("dashstream_exporter_event_delay_seconds_sum") / 10.0;
+    assert!((90.0..110.0).contains(&mean), "mean delay {mean}");
+    assert_eq!(s.v("dashstream_exporter_event_clock_skew_total"), 0.0);
+    // all applied, nothing newer on the broker: caught up
+    e.wait_value("dashstream_exporter_kafka_partition_time_lag_seconds{partition=\"0\"}", 0.0, WAIT);
+    assert_eq!(e.scrape().v("dashstream_exporter_kafka_consumer_time_lag_seconds"), 0.0);
+}
+
 /// A member left without a partition (one partition, two members) stays connected and ready, shows
 /// `assigned_partitions` 0, and says so in its log once two session timeouts have passed; the owner does not.
 #[test]

@@ -13,6 +13,7 @@ pub struct Buckets {
     pub session_turns: Vec<f64>,
     pub duration_seconds: Vec<f64>,
     pub endpoint_seconds: Vec<f64>,
+    pub event_delay_seconds: Vec<f64>,
 }
 
 impl Buckets {
@@ -25,6 +26,7 @@ impl Buckets {
             session_turns: list(Setting::PrometheusSessionTurnBuckets),
             duration_seconds: list(Setting::PrometheusDurationBucketsSeconds),
             endpoint_seconds: list(Setting::PrometheusMetricsEndpointBuckets),
+            event_delay_seconds: list(Setting::PrometheusEventDelayBucketsSeconds),
         }
     }
 }

@@ -82,6 +82,7 @@ settings! {
     PrometheusQualityScoreBuckets = "PROMETHEUS_QUALITY_SCORE_BUCKETS", "prometheus-quality-score-buckets", Some("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95,1.0"), plain, "Buckets of dashstream_quality_score_by_model";
     PrometheusSessionTurnBuckets = "PROMETHEUS_SESSION_TURN_BUCKETS", "prometheus-session-turn-buckets", Some("1,2,5,10,20,50"), plain, "Buckets of dashstream_turns_by_session";
     PrometheusDurationBucketsSeconds = "PROMETHEUS_DURATION_BUCKETS_SECONDS", "prometheus-duration-buckets-seconds", Some("0.01,0.05,0.1,0.2,0.5,1,2,5,10"), plain, "Buckets of dashstream_librarian_request_duration_seconds";
+    PrometheusEventDelayBucketsSeconds = "PROMETHEUS_EVENT_DELAY_BUCKETS_SECONDS", "prometheus-event-delay-buckets-seconds", Some("0.01,0.05,0.1,0.5,1,5,10,30,60,120,300,600"), plain, "Buckets of dashstream_exporter_event_delay_seconds (seconds from the producer's stamp to the event being applied)";
     PrometheusMetricsEndpointBuckets = "PROMETHEUS_METRICS_ENDPOINT_BUCKETS", "prometheus-metrics-endpoint-buckets", Some("0.001,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1"), plain, "Buckets of dashstream_exporter_metrics_endpoint_duration_seconds";
     RustLog = "RUST_LOG", "log-level", Some("info"), plain, "Log level: error, warn, info, debug, trace or off";
 }

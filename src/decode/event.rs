@@ -29,6 +29,9 @@ pub struct Event {
     pub category: Category,
     /// 64-bit hash of a non-empty session id.
     pub session: Option<u64>,
+    /// When the event was produced, in microseconds since the epoch: the producer's header stamp, or else
+    /// the Kafka record's timestamp (set by the poll thread); 0 when neither is known.
+    pub produced_us: i64,
     pub anomalies: Anomalies,
 }
 
@@ -71,6 +74,7 @@ impl Normalizer {
             model: (!v.model.is_empty()).then(|| self.model(v.model)),
             category: labels::normalize_category(v.category),
             session: (!v.session_id.is_empty()).then(|| fxhash(v.session_id.as_bytes())),
+            produced_us: v.timestamp_us,
             anomalies: v.anomalies,
         }
     }

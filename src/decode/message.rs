@@ -174,7 +174,12 @@ fn read_header<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> {
                 Reader::expect(wire, LEN)?;
                 f.thread_id = r.str()?;
             }
-            2 | 5 | 6 | 8 | 9 => {
+            2 => {
+                Reader::expect(wire, VARINT)?;
+                // int64: the varint is the two's-complement bit pattern, as prost reads it.
+                f.timestamp_us = r.varint()? as i64;
+            }
+            5 | 6 | 8 | 9 => {
                 Reader::expect(wire, VARINT)?;
                 r.varint()?;
             }

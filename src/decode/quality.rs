@@ -29,6 +29,9 @@ pub struct QualityView<'a> {
     pub relevance: f64,
     pub completeness: f64,
     pub application_type: &'a str,
+    /// When the producer stamped the message (`header.timestamp_us`, microseconds since the epoch); 0 when
+    /// there is no header or the producer left it unset.
+    pub timestamp_us: i64,
     pub anomalies: Anomalies,
 }
 
@@ -63,6 +66,7 @@ pub(super) enum Val {
 pub(super) struct Fields<'a> {
     pub(super) header: bool,
     pub(super) thread_id: &'a str,
+    pub(super) timestamp_us: i64,
     pub(super) scope: &'a str,
     pub(super) metrics: PerKey<MetricKey, Option<Val>>,
     pub(super) tags: PerKey<TagKey, Option<&'a str>>,
@@ -74,6 +78,7 @@ impl<'a> Fields<'a> {
         let mut f = Fields {
             header: m.header.is_some(),
             thread_id: m.header.as_ref().map_or("", |h| h.thread_id.as_str()),
+            timestamp_us: m.header.as_ref().map_or(0, |h| h.timestamp_us),
             scope: &m.scope,
             ..Default::default()
         };
@@ -106,6 +111,7 @@ impl<'a> Fields<'a> {
             category: tag(&CATEGORY_TAGS).unwrap_or("Unknown"),
             model: tag(&MODEL_TAGS).unwrap_or(""),
             session_id: self.thread_id,
+            timestamp_us: self.timestamp_us,
             application_type: tag(&APPLICATION_TYPE_TAGS).unwrap_or("unknown"),
             anomalies: Anomalies { missing_header: !self.header, ..Anomalies::default() },
             ..QualityView::default()

@@ -3,7 +3,8 @@
 //! broker states behind readiness), errors and librdkafka's own log lines. It also notices a member that
 //! stays connected without a partition and says so in the log.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -17,6 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
 use crate::ingest::offsets::Offsets;
+use crate::ingest::time_lag::TimeLag;
 use crate::metrics::Metrics;
 use crate::runtime::shutdown::{Lifecycle, RateLimit};
 
@@ -29,6 +31,11 @@ pub struct ExporterContext {
     error_log: RateLimit,
     rdkafka_log: RateLimit,
     idle: Mutex<IdleWatch>,
+    /// Partitions of the topic assigned now (kept by the rebalance callbacks).
+    assigned: Mutex<Vec<i32>>,
+    /// Per partition, the broker's high watermark and the group's committed offset from the last statistics
+    /// (-1 where unknown).
+    watermarks: Mutex<HashMap<i32, (i64, i64)>>,
 }
 
 /// How long this member has held no partition, and when that was last logged.
@@ -54,6 +61,8 @@ impl ExporterContext {
             offsets,
             error_log: RateLimit::new(Duration::from_secs(10)),
             rdkafka_log: RateLimit::new(Duration::from_secs(10)),
+            assigned: Mutex::new(Vec::new()),
+            watermarks: Mutex::new(HashMap::new()),
             idle: Mutex::new(IdleWatch {
                 group: cfg.group_id.clone(),
                 patience: 2 * Duration::from_millis(u64::from(cfg.session_timeout_ms)),
@@ -98,6 +107,30 @@ impl ExporterContext {
         }
     }
 
+    /// Sets the time-lag gauges of the assigned partitions from what the poll thread fetched (`t`), what the
+    /// worker applied and the last statistics; called by the poll thread once per tick.
+    pub(super) fn update_time_lag(&self, t: &mut TimeLag, now_ms: i64) {
+        let assigned = lock(&self.assigned).clone();
+        t.retain(|p| assigned.contains(&p));
+        let marks = lock(&self.watermarks);
+        let mut max = 0.0f64;
+        for &p in &assigned {
+            let (high, committed) = marks.get(&p).copied().unwrap_or((-1, -1));
+            let next = self.offsets.stored_position(p).or((committed >= 0).then_some(committed));
+            let label = p.to_string();
+            match t.seconds(p, next, (high >= 0).then_some(high), now_ms) {
+                Some(s) => {
+                    self.metrics.partition_time_lag.get(&label).set(s);
+                    max = max.max(s);
+                }
+                None => {
+                    self.metrics.partition_time_lag.remove(&label);
+                }
+            }
+        }
+        self.metrics.consumer_time_lag.set(max);
+    }
+
     fn set_ready(&self, ready: bool) {
         self.life.set_ready(ready);
         self.metrics.ready.set(i64::from(ready));
@@ -128,7 +161,9 @@ impl ClientContext for ExporterContext {
         self.set_ready(up);
         let Some(topic) = stats.topics.get(&self.topic) else { return };
         let mut sum = 0i64;
+        let mut marks = lock(&self.watermarks);
         for p in topic.partitions.values().filter(|p| p.partition >= 0 && p.desired) {
+            marks.insert(p.partition, (p.hi_offset, p.committed_offset));
             let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
             let label = p.partition.to_string();
             if lag >= 0 {
@@ -161,8 +196,11 @@ impl ConsumerContext for ExporterContext {
                     tpl.elements().iter().filter(|e| e.topic() == self.topic).map(|e| e.partition()).collect();
                 info!("partitions revoked: {parts:?}; draining in-flight records and committing");
                 self.offsets.commit_revoked(consumer, &parts);
+                let mut marks = lock(&self.watermarks);
                 for p in &parts {
                     self.metrics.partition_lag.remove(&p.to_string());
+                    self.metrics.partition_time_lag.remove(&p.to_string());
+                    marks.remove(p);
                 }
             }
             Rebalance::Assign(tpl) => {
@@ -174,7 +212,14 @@ impl ConsumerContext for ExporterContext {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
-        let n = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        let assignment = consumer.assignment().ok();
+        let n = assignment.as_ref().map_or(0, |a| a.count());
+        *lock(&self.assigned) = assignment
+            .iter()
+            .flat_map(|a| a.elements())
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect();
         self.metrics.assigned_partitions.set(n as i64);
         let mut w = self.idle();
         if n > 0 {
@@ -210,4 +255,9 @@ pub fn create_consumer(cfg: &KafkaConfig, ctx: ExporterContext) -> Result<Export
         .subscribe(&[&cfg.topic])
         .map_err(|source| KafkaSetupError::Subscribe { topic: cfg.topic.clone(), source })?;
     Ok(consumer)
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain maps and lists).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

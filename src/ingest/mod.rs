@@ -5,4 +5,5 @@
 pub mod consumer;
 pub mod offsets;
 pub mod poll;
+pub mod time_lag;
 pub mod worker;

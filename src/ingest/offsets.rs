@@ -209,6 +209,11 @@ impl Offsets {
     }
 
     /// Stores the offsets the worker has applied since the last call (librdkafka's auto-commit commits them).
+    /// The next offset to consume of `partition` as last stored (what the worker has applied), if any.
+    pub fn stored_position(&self, partition: i32) -> Option<i64> {
+        self.stored().get(&partition).copied()
+    }
+
     pub fn store_applied<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
         let next = self.ledger.take_next();
         if next.is_empty() {
@@ -308,6 +313,7 @@ mod tests {
             model: None,
             category: crate::decode::labels::Category::Simple,
             session: None,
+            produced_us: 0,
             anomalies: Default::default(),
         }
     }

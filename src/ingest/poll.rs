@@ -13,6 +13,7 @@ use crate::decode::event::{Event, Normalizer};
 use crate::decode::{Decoded, Decoder};
 use crate::ingest::consumer::{ExporterConsumer, ExporterContext};
 use crate::ingest::offsets::{Feed, Item};
+use crate::ingest::time_lag::TimeLag;
 use crate::runtime::shutdown::RateLimit;
 
 /// How long one `poll()` waits for a record, and how often applied offsets are stored.
@@ -26,6 +27,7 @@ pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize) {
         decoder: Decoder::new(max_payload),
         normalizer: Normalizer::default(),
         bad_log: RateLimit::new(Duration::from_secs(10)),
+        time_lag: TimeLag::default(),
     };
     let mut last_store = Instant::now();
     while !ctx.life.stop_requested() {
@@ -47,6 +49,7 @@ pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize) {
             ctx.offsets.store_applied(&consumer);
             last_store = Instant::now();
             ctx.check_idle(last_store);
+            ctx.update_time_lag(&mut records.time_lag, unix_ms());
         }
     }
     info!("stopping: draining in-flight records and committing offsets");
@@ -63,12 +66,21 @@ struct Records<'a> {
     decoder: Decoder,
     normalizer: Normalizer,
     bad_log: RateLimit,
+    time_lag: TimeLag,
 }
 
 impl Records<'_> {
     fn item(&mut self, msg: &BorrowedMessage<'_>) -> Item {
         let (partition, offset) = (msg.partition(), msg.offset());
-        Item { partition, offset, event: self.event(msg.payload(), partition, offset) }
+        let written_ms = msg.timestamp().to_millis();
+        self.time_lag.fetched(partition, offset, written_ms);
+        let mut event = self.event(msg.payload(), partition, offset);
+        if let (Some(ev), Some(ms)) = (event.as_mut(), written_ms) {
+            if ev.produced_us == 0 {
+                ev.produced_us = ms.saturating_mul(1000); // no producer stamp: when Kafka says it was written
+            }
+        }
+        Item { partition, offset, event }
     }
 
     fn event(&mut self, payload: Option<&[u8]>, partition: i32, offset: i64) -> Option<Event> {
@@ -105,4 +117,9 @@ impl Records<'_> {
             }
         }
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (Kafka's timestamp unit).
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

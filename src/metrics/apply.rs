@@ -16,6 +16,10 @@ use crate::metrics::registry::{Metrics, Outcome};
 use crate::metrics::sessions::{Closed, SessionTracker};
 use crate::table::PerKey;
 
+/// How far in the future an event's stamp may lie (clocks of producer and exporter a little apart) and still
+/// count as produced now, with a delay of 0.
+pub const CLOCK_SKEW_TOLERANCE_SECS: f64 = 1.0;
+
 /// Handles of one model label value, created on first use.
 struct ModelHandles {
     score: Hist,
@@ -48,6 +52,7 @@ impl Applier {
         let an = &ev.anomalies;
         let outcome = Outcome::of(ev.passed);
         m.last_event_timestamp.set(wall);
+        self.observe_delay(ev.produced_us, wall);
         m.queries_total.inc();
         match outcome {
             Outcome::Passed => m.queries_passed.inc(),
@@ -134,6 +139,20 @@ impl Applier {
         }
     }
 
+    /// The event's delay: `wall` minus its stamp, observed in seconds; a stamp beyond the skew tolerance in
+    /// the future is counted instead, and an event without a stamp is neither.
+    fn observe_delay(&self, produced_us: i64, wall: f64) {
+        if produced_us == 0 {
+            return;
+        }
+        let delay = wall - produced_us as f64 / 1e6;
+        if delay < -CLOCK_SKEW_TOLERANCE_SECS {
+            self.m.event_clock_skew.inc();
+        } else {
+            self.m.event_delay.observe(delay.max(0.0));
+        }
+    }
+
     /// Closes idle sessions (called from a timer, with or without traffic).
     pub fn expire_sessions(&mut self, now: Instant) {
         self.sessions.expire(now, &mut self.closed);
@@ -190,6 +209,31 @@ mod tests {
             completeness: Some(0.95),
             ..QualityRecord::default()
         }
+    }
+
+    #[test]
+    fn delay_from_the_producers_stamp_and_skew_beyond_the_tolerance() {
+        let wall = 1_800_000_000.0;
+        let mut a = applier();
+        let stamped = |secs_before: f64| {
+            let stamp = ((wall - secs_before) * 1e6) as i64;
+            event(&QualityRecord { timestamp_us: stamp, ..rec(0.9, true, "Simple") })
+        };
+        assert_eq!(stamped(2.5).produced_us, 1_799_999_997_500_000, "read from header.timestamp_us");
+        a.apply(&stamped(2.5), wall, Instant::now());
+        a.apply(&stamped(0.02), wall, Instant::now());
+        a.apply(&stamped(-0.5), wall, Instant::now()); // 0.5 s ahead: within the tolerance, a delay of 0
+        a.apply(&stamped(-5.0), wall, Instant::now()); // 5 s ahead: a clock ahead of ours
+        a.apply(&event(&rec(0.9, true, "Simple")), wall, Instant::now()); // no stamp: neither
+        let m = a.metrics();
+        assert_eq!(m.event_clock_skew.get(), 1);
+        assert_eq!(value(m, "dashstream_exporter_event_delay_seconds_count"), Some(3.0));
+        assert_eq!(value(m, "dashstream_exporter_event_delay_seconds_bucket{le=\"0.01\"}"), Some(1.0));
+        assert_eq!(value(m, "dashstream_exporter_event_delay_seconds_bucket{le=\"0.05\"}"), Some(2.0));
+        assert_eq!(value(m, "dashstream_exporter_event_delay_seconds_bucket{le=\"1\"}"), Some(2.0));
+        assert_eq!(value(m, "dashstream_exporter_event_delay_seconds_bucket{le=\"5\"}"), Some(3.0));
+        let sum = value(m, "dashstream_exporter_event_delay_seconds_sum").unwrap();
+        assert!((sum - 2.52).abs() < 1e-3, "{sum}");
     }
 
     #[test]

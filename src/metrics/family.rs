@@ -13,7 +13,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{Gauge, IntCounter, IntGauge};
 
 use crate::metrics::expo;
 use crate::metrics::hist::Hist;
@@ -36,6 +36,13 @@ impl Child for IntGauge {
     const KIND: MetricType = MetricType::GAUGE;
     fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
         expo::value_line(name, labels, self.get() as f64, out);
+    }
+}
+
+impl Child for Gauge {
+    const KIND: MetricType = MetricType::GAUGE;
+    fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
+        expo::value_line(name, labels, self.get(), out);
     }
 }
 
@@ -86,6 +93,14 @@ impl Family<IntGauge> {
         let (n, h) = (name.to_string(), help.to_string());
         IntGauge::new(&n, &h)?;
         Ok(Self::new(name, help, Some(label), move || IntGauge::new(&n, &h).expect("checked at construction")))
+    }
+}
+
+impl Family<Gauge> {
+    pub fn float_gauge(name: &str, help: &str, label: &str) -> Result<Self, prometheus::Error> {
+        let (n, h) = (name.to_string(), help.to_string());
+        Gauge::new(&n, &h)?;
+        Ok(Self::new(name, help, Some(label), move || Gauge::new(&n, &h).expect("checked at construction")))
     }
 }
 

@@ -99,6 +99,14 @@ pub struct Metrics {
     pub invalid_values: PerKey<MetricKey, Option<IntCounter>>,
     pub type_mismatch: PerKey<MetricKey, IntCounter>,
     pub partition_lag: Family<IntGauge>,
+    /// Seconds since the oldest record not yet applied was written, per assigned partition (0 when caught up).
+    pub partition_time_lag: Family<Gauge>,
+    /// The largest `partition_time_lag` of this consumer.
+    pub consumer_time_lag: Gauge,
+    /// Wall time when an event was applied minus its producer's stamp.
+    pub event_delay: Hist,
+    /// Events stamped further in the future than the skew tolerance (not observed in `event_delay`).
+    pub event_clock_skew: IntCounter,
     pub assigned_partitions: IntGauge,
     pub sessions_tracked: IntGauge,
     pub sessions_evicted: IntCounter,
@@ -320,6 +328,27 @@ or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
                 "Consumer lag of one assigned partition (high watermark - next offset to apply)",
                 "partition",
             )?)?,
+            partition_time_lag: m.fam(Family::float_gauge(
+                "dashstream_exporter_kafka_partition_time_lag_seconds",
+                "Seconds since the oldest record of this partition not yet applied was written (Kafka timestamp); \
+0 while caught up",
+                "partition",
+            )?)?,
+            consumer_time_lag: m.gauge(
+                "dashstream_exporter_kafka_consumer_time_lag_seconds",
+                "The largest dashstream_exporter_kafka_partition_time_lag_seconds of this consumer",
+            )?,
+            event_delay: m.histogram(
+                "dashstream_exporter_event_delay_seconds",
+                "Seconds from the producer's stamp on a quality event (header timestamp, else the Kafka record \
+timestamp) to the event being applied",
+                &b.event_delay_seconds,
+            )?,
+            event_clock_skew: m.counter(
+                "dashstream_exporter_event_clock_skew_total",
+                "Quality events stamped more than 1 s in the future (a producer clock ahead of this host's); not \
+observed in dashstream_exporter_event_delay_seconds",
+            )?,
             assigned_partitions: m
                 .int_gauge("dashstream_exporter_kafka_assigned_partitions", "Partitions currently assigned to this consumer")?,
             sessions_tracked: m.int_gauge(

@@ -71,6 +71,8 @@ pub fn frame(msg: &DashStreamMessage, framing: Framing) -> Vec<u8> {
 pub struct QualityRecord {
     /// `header.thread_id`; `None` leaves the header out entirely.
     pub thread_id: Option<String>,
+    /// `header.timestamp_us` (0: unset, as protobuf leaves it); only written with a header.
+    pub timestamp_us: i64,
     pub scope: String,
     pub scope_id: String,
     pub query_id: Option<String>,
@@ -91,6 +93,7 @@ impl Default for QualityRecord {
     fn default() -> Self {
         QualityRecord {
             thread_id: None,
+            timestamp_us: 0,
             scope: "quality".into(),
             scope_id: String::new(),
             query_id: None,
@@ -192,6 +195,7 @@ impl QualityRecord {
         let mut m = Metrics {
             header: self.thread_id.as_ref().map(|t| Header {
                 thread_id: t.clone(),
+                timestamp_us: self.timestamp_us,
                 r#type: MessageType::Metrics as i32,
                 schema_version: 1,
                 ..Header::default()
@@ -297,9 +301,15 @@ fn put_tag_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
     m.clear();
     if let Some(thread) = &rec.thread_id {
-        let header_len = 1 + varint_len(thread.len() as u64) + thread.len() + 2 + 2;
+        let stamp = rec.timestamp_us as u64; // int64: the two's-complement bit pattern
+        let stamp_len = if stamp == 0 { 0 } else { 1 + varint_len(stamp) };
+        let header_len = stamp_len + 1 + varint_len(thread.len() as u64) + thread.len() + 2 + 2;
         put_tag(m, 1, 2);
         put_varint(m, header_len as u64);
+        if stamp != 0 {
+            put_tag(m, 2, 0);
+            put_varint(m, stamp);
+        }
         put_bytes(m, 4, thread.as_bytes());
         put_tag(m, 6, 0);
         put_varint(m, MessageType::Metrics as u64);
@@ -392,5 +402,10 @@ mod tests {
         let sparse = QualityRecord { passed: Some(false), latency_ms: Some(-3), ..QualityRecord::default() };
         w.write(&sparse, Framing::Framed, &mut out);
         assert_eq!((out[0], &out[1..]), (FRAME_PLAIN, &without_units(&sparse)[..]), "absent fields left out");
+        for stamp in [1_796_000_000_123_456, -5] {
+            let stamped = QualityRecord { timestamp_us: stamp, ..QualityRecord::sample(6) };
+            w.write(&stamped, Framing::Legacy, &mut out);
+            assert_eq!(out, without_units(&stamped), "a header timestamp of {stamp}");
+        }
     }
 }
