@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
+use crate::decode::id_key::{id_key, PreHashed};
 use crate::decode::labels::{self, Category, Model};
 use crate::decode::quality::{Anomalies, QualityView};
-use crate::decode::wire::{fxhash, PreHashed};
 
 /// A quality event, normalized: unlike the [`QualityView`] it borrows nothing and its labels are resolved,
 /// so it can cross the channel and the worker only applies it.
@@ -47,7 +47,7 @@ pub struct Normalizer {
 
 impl Normalizer {
     fn model(&mut self, raw: &str) -> Model {
-        let h = fxhash(raw.as_bytes());
+        let h = id_key(raw.as_bytes());
         if let Some((name, model)) = self.models.get(&h) {
             if **name == *raw {
                 return *model;
@@ -73,7 +73,7 @@ impl Normalizer {
             librarian: labels::is_librarian(v.application_type),
             model: (!v.model.is_empty()).then(|| self.model(v.model)),
             category: labels::normalize_category(v.category),
-            session: (!v.session_id.is_empty()).then(|| fxhash(v.session_id.as_bytes())),
+            session: (!v.session_id.is_empty()).then(|| id_key(v.session_id.as_bytes())),
             produced_us: v.timestamp_us,
             anomalies: v.anomalies,
         }
@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(e.model.unwrap().label(), labels::model_label(v.model));
         assert_eq!(e.category.label(), labels::category_label(v.category));
         assert_eq!(e.librarian, labels::is_librarian(v.application_type));
-        assert_eq!(e.session, Some(fxhash(v.session_id.as_bytes())));
+        assert_eq!(e.session, Some(id_key(v.session_id.as_bytes())));
         assert_eq!(n.event(&v), e, "cached path gives the same event");
         assert_eq!(n.models.len(), 1);
         for i in 0..(MODEL_CACHE_CAP + 100) {

@@ -191,53 +191,6 @@ fn is_ascii_short(b: &[u8]) -> bool {
     acc & 0x8080_8080_8080_8080 == 0
 }
 
-/// Passes an already-hashed u64 key through (for maps keyed by [`fxhash`] values).
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = fxhash(bytes);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// `BuildHasher` for maps whose keys are [`fxhash`] values.
-pub type PreHashed = std::hash::BuildHasherDefault<IdHasher>;
-
-/// murmur3's 64-bit finalizer: every input bit affects every output bit.
-#[inline]
-fn fmix64(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// A fast, fixed-key 64-bit hash for short strings (session ids, model names): 8 bytes at a time, each step
-/// fully mixed.
-#[inline]
-pub fn fxhash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        h = fmix64(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        h = fmix64(h ^ u64::from_le_bytes(last));
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,15 +218,5 @@ mod tests {
         let mut r = Reader::new(&[0x0b, 0x14]);
         let (f, w) = r.key().unwrap();
         assert_eq!(r.skip(f, w, 0), Err(WireError("unexpected end group tag")));
-    }
-
-    #[test]
-    fn fxhash_spreads() {
-        let distinct: std::collections::HashSet<u64> =
-            (0..200_000).map(|i| fxhash(format!("model-{i}").as_bytes())).collect();
-        assert_eq!(distinct.len(), 200_000);
-        assert_ne!(fxhash(b"session-1"), fxhash(b"session-2"));
-        assert_ne!(fxhash(b""), fxhash(b"\0"));
-        assert_eq!(fxhash(b"abc"), fxhash(b"abc"));
     }
 }

@@ -10,7 +10,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::decode::wire::PreHashed;
+use crate::decode::id_key::PreHashed;
 
 struct Session {
     max_turn: u32,
@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn key(s: &str) -> u64 {
-        crate::decode::wire::fxhash(s.as_bytes())
+        crate::decode::id_key::id_key(s.as_bytes())
     }
 
     fn t0() -> Instant {
