@@ -130,7 +130,7 @@ fn encode(c: &mut Criterion) {
         });
         // The same families through the prometheus crate (every family gathered into protobufs, then its
         // TextEncoder): what encode_text cost before the labelled families wrote themselves; identical bytes
-        // (unit tests in src/metrics.rs and src/family.rs).
+        // (unit tests in src/metrics/ and src/metrics/family.rs).
         g.bench_function(format!("{name}_prometheus_text_encoder"), |b| {
             b.iter(|| {
                 use prometheus::Encoder;

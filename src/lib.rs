@@ -1,9 +1,12 @@
 //! dashflow-prometheus-exporter: DashFlow quality events from Kafka as Prometheus metrics.
 //!
-//! Data flow: [`kafka`] (poll thread, owns the consumer) → [`decode`] (bytes → [`decode::QualityView`]) →
-//! bounded channel → [`metrics`] (worker thread applies events) → [`http`] (`/metrics`). [`config`] turns
-//! flags and environment into a validated [`config::Config`]; [`shutdown`] coordinates the threads; [`app`]
-//! wires them.
+//! One folder per stage, in the order data flows (ARCHITECTURE.md): [`config`] (flags and environment →
+//! a validated [`config::Config`]) → [`ingest`] (the poll thread owns the consumer and sends each record,
+//! decoded, over a bounded channel to the worker; offsets follow what the worker applied) → [`decode`]
+//! (bytes → [`decode::QualityView`] → the small [`decode::event::Event`] that crosses the channel, pure) →
+//! [`metrics`] (the worker applies events; scrapes write the exposition) → [`http`] (`/metrics` behind a
+//! connection gate). [`app`] wires the threads, [`runtime`] holds the process helpers, [`table`] the typed
+//! label tables; [`sim`] and [`tools`] are the developer tooling and the subcommands.
 
 pub mod app;
 pub mod config;

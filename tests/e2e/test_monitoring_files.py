@@ -13,7 +13,7 @@ import support as s
 MON = s.REPO / "monitoring"
 DASHBOARD = s.REPO / "grafana" / "dashboards" / "dashflow-quality.json"
 
-# Exporter-dependent panels of the original dashboard (reference §9.1), by title.
+# Exporter-dependent panels of the original's Grafana dashboard, by title.
 ORIGINAL_PANELS = [
     "Success Rate (Target: ≥90%)",
     "Current Quality Score (Target: ≥0.90)",

@@ -1,7 +1,7 @@
 """One exporter between a real broker (tansu) and a real Prometheus: exact counters, histograms and quantiles
 against the generator's summary, the raw records seen by an independent client, the live scrape linted by
 promtool, every dashboard query and every rule evaluated on live data, and the original's 8 integration tests
-(reference §7.2) done right."""
+(the checks of its integration test script) done right."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def test_committed_offsets_reach_the_high_watermarks(stack):
                  f"committed {s.committed(stack.broker.bootstrap, GROUP, TOPIC)} high {high}", timeout=30, interval=1)
 
 
-# ----------------------------------------------------------------------------------------------- reference §7.2
+# ---------------------------------------------------------------------------------- the original's integration tests
 
 
 def test_original_1_metrics_endpoint_accessible(stack):
