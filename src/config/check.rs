@@ -225,8 +225,12 @@ mod tests {
     #[test]
     fn empty_and_unreadable_files_name_the_variable_and_the_path() {
         let empty = secret("empty", "\n");
-        let e = errs(&[("KAFKA_SASL_PASSWORD_FILE", &empty), ("KAFKA_SSL_KEY_PASSWORD_FILE", "/nonexistent/key")]);
-        assert_eq!(e.len(), 2);
+        let e = errs(&[
+            ("KAFKA_SASL_USERNAME", "alice"),
+            ("KAFKA_SASL_PASSWORD_FILE", &empty),
+            ("KAFKA_SSL_KEY_PASSWORD_FILE", "/nonexistent/key"),
+        ]);
+        assert_eq!(e.len(), 2, "no \"must be set as well\" after a file that could not be used: {e:?}");
         assert_eq!((e[0].setting, e[0].origin), (Setting::KafkaSaslPassword, Origin::EnvFile));
         assert_eq!(
             e[0].to_string(),
