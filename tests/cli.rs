@@ -141,7 +141,7 @@ fn each_command_lists_exactly_the_flags_it_reads() {
         (&["produce", "--help"], &kafka_client | &produce),
         (&["tail", "--help"], &kafka_client | &tail),
         (&["healthcheck", "--help"], flags(&["--url", "--timeout", "--help"])),
-        (&["mock-broker", "--help"], flags(&["--topic", "--partitions", "--help"])),
+        (&["mock-broker", "--help"], flags(&["--topic", "--partitions", "--brokers", "--help"])),
     ];
     for (args, want) in cases {
         let (code, out, err) = run(args, &[]);

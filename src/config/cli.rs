@@ -106,6 +106,8 @@ pub struct HealthcheckArgs {
 pub struct MockBrokerArgs {
     pub topic: String,
     pub partitions: i32,
+    /// Brokers in the cluster (ids 1..=N).
+    pub brokers: i32,
 }
 
 /// The flag of one setting; its id is the variable's name.
@@ -315,6 +317,7 @@ fn mock_broker() -> Command {
         .about("Run librdkafka's mock Kafka cluster on loopback and print its bootstrap address (for tests and benchmarks; data is kept in memory only)")
         .arg(Arg::new("topic").long("topic").default_value("dashstream-quality").help("Topic to create"))
         .arg(Arg::new("partitions").long("partitions").value_parser(value_parser!(i32).range(1..=10_000)).default_value("3").help("Partitions of the topic"))
+        .arg(Arg::new("brokers").long("brokers").value_parser(value_parser!(i32).range(1..=16)).default_value("1").help("Brokers in the cluster (ids 1..=N); \"down ID\" and \"up ID\" lines on standard input take one down and bring it back"))
 }
 
 /// The whole command line.
@@ -383,9 +386,11 @@ where
             settings: RawSettings::collect(&[Setting::MetricsPort], |_| None, env),
         }),
         Some(("check-config", m)) => Invocation::CheckConfig(raw_settings(m, Setting::ALL, env)),
-        Some(("mock-broker", m)) => {
-            Invocation::MockBroker(MockBrokerArgs { topic: given(m, "topic"), partitions: given(m, "partitions") })
-        }
+        Some(("mock-broker", m)) => Invocation::MockBroker(MockBrokerArgs {
+            topic: given(m, "topic"),
+            partitions: given(m, "partitions"),
+            brokers: given(m, "brokers"),
+        }),
         _ => Invocation::Daemon(raw_settings(&top, Setting::ALL, env)),
     })
 }
