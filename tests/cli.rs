@@ -93,7 +93,14 @@ fn flags(names: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn each_command_lists_exactly_the_flags_it_reads() {
-    let every_setting: BTreeSet<String> = Setting::ALL.iter().map(|s| format!("--{}", s.flag())).collect();
+    let every_setting: BTreeSet<String> = Setting::ALL
+        .iter()
+        .flat_map(|s| std::iter::once(s.flag()).chain(s.file_flag()))
+        .map(|f| format!("--{f}"))
+        .collect();
+    assert!(
+        every_setting.contains("--kafka-sasl-password-file") && every_setting.contains("--kafka-ssl-key-password-file")
+    );
     let kafka_client = flags(&[
         "--brokers",
         "--topic",
@@ -101,10 +108,12 @@ fn each_command_lists_exactly_the_flags_it_reads() {
         "--kafka-sasl-mechanism",
         "--kafka-sasl-username",
         "--kafka-sasl-password",
+        "--kafka-sasl-password-file",
         "--kafka-ssl-ca-location",
         "--kafka-ssl-certificate-location",
         "--kafka-ssl-key-location",
         "--kafka-ssl-key-password",
+        "--kafka-ssl-key-password-file",
         "--kafka-ssl-endpoint-algorithm",
         "--kafka-broker-address-family",
         "--dashstream-max-payload-bytes",
@@ -132,7 +141,7 @@ fn each_command_lists_exactly_the_flags_it_reads() {
         (&["produce", "--help"], &kafka_client | &produce),
         (&["tail", "--help"], &kafka_client | &tail),
         (&["healthcheck", "--help"], flags(&["--url", "--timeout", "--help"])),
-        (&["mock-broker", "--help"], flags(&["--topic", "--partitions", "--help"])),
+        (&["mock-broker", "--help"], flags(&["--topic", "--partitions", "--brokers", "--help"])),
     ];
     for (args, want) in cases {
         let (code, out, err) = run(args, &[]);

@@ -106,6 +106,8 @@ pub struct HealthcheckArgs {
 pub struct MockBrokerArgs {
     pub topic: String,
     pub partitions: i32,
+    /// Brokers in the cluster (ids 1..=N).
+    pub brokers: i32,
 }
 
 /// The flag of one setting; its id is the variable's name.
@@ -117,14 +119,31 @@ fn setting_arg(s: Setting) -> Arg {
     Arg::new(s.env()).long(s.flag()).value_name("VALUE").help(help).help_heading("Configuration")
 }
 
-/// Adds one flag per setting to a command.
-fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
-    settings.iter().fold(cmd, |cmd, &s| cmd.arg(setting_arg(s)))
+/// The flag of a secret setting's file twin (`--kafka-sasl-password-file`); its id is the twin variable's name.
+fn file_arg(s: Setting) -> Option<Arg> {
+    let (env, flag) = (s.file_env()?, s.file_flag()?);
+    let help = format!(
+        "File holding the value of --{} (read once at start, one trailing newline removed; for Docker secrets and systemd credentials) [env: {env}]",
+        s.flag()
+    );
+    Some(Arg::new(env).long(flag).value_name("PATH").help(help).help_heading("Configuration"))
 }
 
-/// The raw values of `settings` (all defined on the command that produced `m`): flags, then variables.
+/// Adds one flag per setting to a command, and the file twin's flag after each secret one.
+fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
+    settings.iter().fold(cmd, |cmd, &s| {
+        let cmd = cmd.arg(setting_arg(s));
+        match file_arg(s) {
+            Some(twin) => cmd.arg(twin),
+            None => cmd,
+        }
+    })
+}
+
+/// The raw values of `settings` (all defined on the command that produced `m`, with their file twins): flags,
+/// then variables.
 fn raw_settings(m: &ArgMatches, settings: &[Setting], env: impl Fn(&str) -> Option<String>) -> RawSettings {
-    RawSettings::collect(settings, |s| m.get_one::<String>(s.env()).cloned(), env)
+    RawSettings::collect(settings, |id| m.get_one::<String>(id).cloned(), env)
 }
 
 fn ratio(name: &'static str, default: &'static str, help: &'static str) -> Arg {
@@ -298,6 +317,7 @@ fn mock_broker() -> Command {
         .about("Run librdkafka's mock Kafka cluster on loopback and print its bootstrap address (for tests and benchmarks; data is kept in memory only)")
         .arg(Arg::new("topic").long("topic").default_value("dashstream-quality").help("Topic to create"))
         .arg(Arg::new("partitions").long("partitions").value_parser(value_parser!(i32).range(1..=10_000)).default_value("3").help("Partitions of the topic"))
+        .arg(Arg::new("brokers").long("brokers").value_parser(value_parser!(i32).range(1..=16)).default_value("1").help("Brokers in the cluster (ids 1..=N); \"down ID\" and \"up ID\" lines on standard input take one down and bring it back"))
 }
 
 /// The whole command line.
@@ -366,9 +386,11 @@ where
             settings: RawSettings::collect(&[Setting::MetricsPort], |_| None, env),
         }),
         Some(("check-config", m)) => Invocation::CheckConfig(raw_settings(m, Setting::ALL, env)),
-        Some(("mock-broker", m)) => {
-            Invocation::MockBroker(MockBrokerArgs { topic: given(m, "topic"), partitions: given(m, "partitions") })
-        }
+        Some(("mock-broker", m)) => Invocation::MockBroker(MockBrokerArgs {
+            topic: given(m, "topic"),
+            partitions: given(m, "partitions"),
+            brokers: given(m, "brokers"),
+        }),
         _ => Invocation::Daemon(raw_settings(&top, Setting::ALL, env)),
     })
 }
@@ -443,6 +465,50 @@ mod tests {
             let e = parse_from(args, no_env).expect_err(&args.join(" "));
             assert_eq!(e.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn secret_file_flags_are_read_by_every_command_that_reads_the_secret() {
+        use crate::config::ToolConfig;
+        let env = |k: &str| match k {
+            "KAFKA_SASL_PASSWORD" => Some("env-password".to_string()),
+            "KAFKA_SASL_USERNAME" => Some("alice".to_string()),
+            _ => None,
+        };
+        let dir = std::env::temp_dir().join(format!("dfe-cli-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sasl");
+        std::fs::write(&path, "flag-file-password\n").unwrap();
+        let p = path.to_str().unwrap();
+        let Ok(Invocation::Daemon(raw)) = parse_from(["t", "--kafka-sasl-password-file", p], env) else {
+            panic!("the daemon's flags parse")
+        };
+        assert_eq!(raw.file(Setting::KafkaSaslPassword), Some((p, Origin::FlagFile)));
+        let c = Config::from_raw(&raw).unwrap();
+        assert_eq!(
+            c.kafka.sasl_password.as_ref().map(|s| s.expose()),
+            Some("flag-file-password"),
+            "the flag pair wins over the variable"
+        );
+        let Ok(Invocation::Produce(pr)) = parse_from(["t", "produce", "--kafka-ssl-key-password-file", p], no_env)
+        else {
+            panic!("produce parses")
+        };
+        let c = ToolConfig::from_raw(&pr.settings).unwrap();
+        assert_eq!(c.kafka.ssl_key_password.as_ref().map(|s| s.expose()), Some("flag-file-password"));
+        let Ok(Invocation::CheckConfig(raw)) =
+            parse_from(["t", "check-config", "--kafka-sasl-password", "x", "--kafka-sasl-password-file", p], env)
+        else {
+            panic!("check-config parses")
+        };
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "KAFKA_SASL_PASSWORD (--kafka-sasl-password-file) = {p:?}: --kafka-sasl-password and --kafka-sasl-password-file are both set; set only one"
+            )),
+            "{e}"
+        );
+        assert!(parse_from(["t", "healthcheck", "--kafka-sasl-password-file", p], no_env).is_err());
     }
 
     #[test]

@@ -41,6 +41,28 @@ impl SecurityProtocol {
     }
 }
 
+/// A secret value (a password): its `Debug` shows `***`, so printing a configuration (a log line, a panic
+/// message, `{:?}` anywhere) cannot reveal it; [`Secret::expose`] is the one way to the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for librdkafka.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Everything the Kafka side needs.
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
@@ -52,11 +74,11 @@ pub struct KafkaConfig {
     pub security_protocol: SecurityProtocol,
     pub sasl_mechanism: Option<String>,
     pub sasl_username: Option<String>,
-    pub sasl_password: Option<String>,
+    pub sasl_password: Option<Secret>,
     pub ssl_ca_location: Option<PathBuf>,
     pub ssl_certificate_location: Option<PathBuf>,
     pub ssl_key_location: Option<PathBuf>,
-    pub ssl_key_password: Option<String>,
+    pub ssl_key_password: Option<Secret>,
     pub ssl_endpoint_algorithm: String,
     pub broker_address_family: String,
     pub extra_properties: Vec<(String, String)>,
@@ -93,7 +115,7 @@ impl KafkaConfig {
                 p.push(("sasl.username".into(), u.clone()));
             }
             if let Some(pw) = &self.sasl_password {
-                p.push(("sasl.password".into(), pw.clone()));
+                p.push(("sasl.password".into(), pw.expose().to_string()));
             }
         }
         if self.security_protocol.uses_ssl() {
@@ -108,7 +130,7 @@ impl KafkaConfig {
                 p.push(("ssl.key.location".into(), v.display().to_string()));
             }
             if let Some(v) = &self.ssl_key_password {
-                p.push(("ssl.key.password".into(), v.clone()));
+                p.push(("ssl.key.password".into(), v.expose().to_string()));
             }
             p.push(("ssl.endpoint.identification.algorithm".into(), self.ssl_endpoint_algorithm.clone()));
         }
@@ -221,7 +243,7 @@ fn extra_properties(c: &mut Checker<'_>) -> Vec<(String, String)> {
 }
 
 /// The security protocol and the SASL mechanism and credentials (username and password come as a pair).
-fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<String>, Option<String>, Option<String>) {
+fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<String>, Option<String>, Option<Secret>) {
     let security_protocol =
         match c.choice(Setting::KafkaSecurityProtocol, &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]) {
             Some("ssl") => SecurityProtocol::Ssl,
@@ -256,7 +278,7 @@ fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<String>, Option<String
             security_protocol.as_str()
         ));
     }
-    (security_protocol, mechanism, username, password)
+    (security_protocol, mechanism, username, password.map(Secret))
 }
 
 /// The TLS settings of the Kafka clients.
@@ -264,7 +286,7 @@ struct Ssl {
     ca_location: Option<PathBuf>,
     certificate_location: Option<PathBuf>,
     key_location: Option<PathBuf>,
-    key_password: Option<String>,
+    key_password: Option<Secret>,
     endpoint_algorithm: String,
 }
 
@@ -279,7 +301,7 @@ impl Ssl {
         };
         let certificate_location = c.path(Setting::KafkaSslCertificateLocation, ssl);
         let key_location = c.path(Setting::KafkaSslKeyLocation, ssl);
-        let key_password = c.explicit(Setting::KafkaSslKeyPassword);
+        let key_password = c.explicit(Setting::KafkaSslKeyPassword).map(Secret);
         match (&certificate_location, &key_location) {
             (Some(cert), None) => c.fail(
                 Setting::KafkaSslCertificateLocation,
@@ -395,6 +417,20 @@ mod tests {
         let described = Config::describe(&raw(&[("KAFKA_SASL_PASSWORD", "s3cret")])).join("\n");
         assert!(described.contains("KAFKA_SASL_PASSWORD=*** (env)"));
         assert!(!described.contains("s3cret"));
+    }
+
+    #[test]
+    fn debug_output_of_a_configuration_holds_no_secret() {
+        let c = ok(&[
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("KAFKA_SASL_USERNAME", "alice"),
+            ("KAFKA_SASL_PASSWORD", "Zq-debug-sasl"),
+            ("KAFKA_SSL_KEY_PASSWORD", "Zq-debug-key"),
+        ]);
+        assert_eq!(c.kafka.sasl_password.as_ref().map(Secret::expose), Some("Zq-debug-sasl"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("Zq-debug"), "{shown}");
+        assert!(shown.contains("sasl_password: Some(Secret(***))"), "{shown}");
     }
 
     #[test]

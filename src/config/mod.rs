@@ -2,7 +2,8 @@
 //! string given by its flag or environment variable, without reading files or judging values. The validating
 //! stage turns those strings into types, one file per concern ([`kafka`], [`http`], [`buckets`], `limits`,
 //! `log_level`), collecting every problem so they are reported together (`check`); the caller exits with
-//! code 2. [`setting`] lists the settings; [`cli`] defines the command line and which settings each command
+//! code 2. Secret settings may come from files (`secret_file`), read in the validating stage. [`setting`]
+//! lists the settings; [`cli`] defines the command line and which settings each command
 //! reads.
 
 pub mod buckets;
@@ -13,6 +14,7 @@ pub mod kafka;
 mod limits;
 mod log_level;
 pub mod raw;
+mod secret_file;
 pub mod setting;
 
 use std::time::Duration;
@@ -22,7 +24,7 @@ use log::LevelFilter;
 pub use buckets::{parse_buckets, Buckets};
 pub use check::{ConfigError, ConfigErrors};
 pub use http::HttpConfig;
-pub use kafka::{auto_address_family, KafkaConfig, OffsetReset, SecurityProtocol};
+pub use kafka::{auto_address_family, KafkaConfig, OffsetReset, Secret, SecurityProtocol};
 pub use raw::{Origin, RawSettings};
 pub use setting::Setting;
 
@@ -71,17 +73,25 @@ impl Config {
         })
     }
 
-    /// `SETTING=value (origin)` lines for every setting, secrets masked.
+    /// `SETTING=value (origin)` lines for every setting, secrets masked; a secret read from a file shows where
+    /// from: `KAFKA_SASL_PASSWORD=*** (file KAFKA_SASL_PASSWORD_FILE=/run/secrets/sasl)`.
     pub fn describe(raw: &RawSettings) -> Vec<String> {
         Setting::ALL
             .iter()
-            .map(|&s| match raw.get(s) {
-                Some((v, o)) => {
+            .map(|&s| match (raw.get(s), raw.file(s)) {
+                (None, Some((path, o))) => {
+                    let twin = match o {
+                        Origin::FlagFile => format!("--{}", s.file_flag().unwrap_or_default()),
+                        _ => s.file_env().unwrap_or_default().to_string(),
+                    };
+                    format!("{}=*** (file {twin}={path})", s.env())
+                }
+                (Some((v, o)), _) => {
                     let masked = s == Setting::KafkaConsumerProperties && kafka::is_secret_property(&v);
                     let shown = if s.secret() || masked { "***".to_string() } else { v };
                     format!("{}={shown} ({o})", s.env())
                 }
-                None => format!("{} unset", s.env()),
+                (None, None) => format!("{} unset", s.env()),
             })
             .collect()
     }

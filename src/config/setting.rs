@@ -2,6 +2,8 @@
 //! its command-line flag, its default, whether it is secret and its help text.
 //!
 //! Code names a setting by its [`Setting`] variant, so no lookup can name a setting that does not exist.
+//! A secret setting also has a file twin (`<VARIABLE>_FILE`, `--<flag>-file`) naming a file that holds the
+//! value, for Docker secrets and systemd credentials.
 
 /// Whether a value may be printed.
 macro_rules! is_secret {
@@ -30,6 +32,8 @@ macro_rules! settings {
                     $( Setting::$name => &Spec {
                         env: $env,
                         flag: $flag,
+                        file_env: concat!($env, "_FILE"),
+                        file_flag: concat!($flag, "-file"),
                         default: $default,
                         secret: is_secret!($secrecy),
                         help: $help,
@@ -43,6 +47,8 @@ macro_rules! settings {
 struct Spec {
     env: &'static str,
     flag: &'static str,
+    file_env: &'static str,
+    file_flag: &'static str,
     default: Option<&'static str>,
     secret: bool,
     help: &'static str,
@@ -58,7 +64,7 @@ settings! {
     KafkaSecurityProtocol = "KAFKA_SECURITY_PROTOCOL", "kafka-security-protocol", Some("plaintext"), plain, "plaintext, ssl, sasl_plaintext or sasl_ssl";
     KafkaSaslMechanism = "KAFKA_SASL_MECHANISM", "kafka-sasl-mechanism", None, plain, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or OAUTHBEARER (PLAIN when a sasl_* protocol is used and this is unset)";
     KafkaSaslUsername = "KAFKA_SASL_USERNAME", "kafka-sasl-username", None, plain, "SASL username (set together with the password)";
-    KafkaSaslPassword = "KAFKA_SASL_PASSWORD", "kafka-sasl-password", None, secret, "SASL password (prefer the variable: flags show in `ps`)";
+    KafkaSaslPassword = "KAFKA_SASL_PASSWORD", "kafka-sasl-password", None, secret, "SASL password (prefer KAFKA_SASL_PASSWORD_FILE or the variable: flags show in `ps`)";
     KafkaSslCaLocation = "KAFKA_SSL_CA_LOCATION", "kafka-ssl-ca-location", None, plain, "CA bundle (PEM) used to verify the brokers";
     KafkaSslCertificateLocation = "KAFKA_SSL_CERTIFICATE_LOCATION", "kafka-ssl-certificate-location", None, plain, "Client certificate (PEM) for mTLS (set together with the key)";
     KafkaSslKeyLocation = "KAFKA_SSL_KEY_LOCATION", "kafka-ssl-key-location", None, plain, "Client private key (PEM) for mTLS (set together with the certificate)";
@@ -98,6 +104,16 @@ impl Setting {
         self.spec().flag
     }
 
+    /// The variable naming a file that holds the value (`KAFKA_SASL_PASSWORD_FILE`): secret settings only.
+    pub fn file_env(self) -> Option<&'static str> {
+        self.secret().then_some(self.spec().file_env)
+    }
+
+    /// The flag of the file twin, without its leading `--` (`kafka-sasl-password-file`): secret settings only.
+    pub fn file_flag(self) -> Option<&'static str> {
+        self.secret().then_some(self.spec().file_flag)
+    }
+
     /// The value used when neither the flag nor the variable is given.
     pub fn default(self) -> Option<&'static str> {
         self.spec().default
@@ -131,6 +147,19 @@ mod tests {
                 assert_ne!(a.env(), b.env());
                 assert_ne!(a.flag(), b.flag());
             }
+        }
+    }
+
+    #[test]
+    fn only_secrets_have_file_twins_and_no_twin_collides_with_a_setting() {
+        let secret: Vec<_> = Setting::ALL.iter().filter(|s| s.secret()).map(|s| s.env()).collect();
+        assert_eq!(secret, vec!["KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"]);
+        assert_eq!(Setting::KafkaSaslPassword.file_env(), Some("KAFKA_SASL_PASSWORD_FILE"));
+        assert_eq!(Setting::KafkaSslKeyPassword.file_flag(), Some("kafka-ssl-key-password-file"));
+        assert_eq!(Setting::KafkaSaslUsername.file_env(), None);
+        assert_eq!(Setting::WebConfigFile.file_flag(), None);
+        for twin in Setting::ALL.iter().filter_map(|s| s.file_env()) {
+            assert!(Setting::ALL.iter().all(|s| s.env() != twin), "{twin}");
         }
     }
 }
