@@ -620,6 +620,17 @@ def watermarks(brokers: str, topic: str, partitions: int = PARTITIONS, conf: dic
         c.close()
 
 
+def low_watermarks(brokers: str, topic: str, partitions: int = PARTITIONS) -> dict[int, int]:
+    """The first offset each partition still holds (above 0 once a broker dropped old records)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer(kafka_conf(brokers, **{"group.id": "e2e-watermarks", "enable.auto.commit": False}))
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[0]
+                for p in range(partitions)}
+    finally:
+        c.close()
+
+
 def committed(brokers: str, group: str, topic: str, partitions: int = PARTITIONS,
               conf: dict | None = None) -> dict[int, int]:
     """The group's committed offsets, read with OffsetFetch (this client does not join the group)."""
