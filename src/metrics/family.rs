@@ -82,25 +82,19 @@ impl<T: Child> Clone for Family<T> {
 
 impl Family<IntCounter> {
     pub fn counter(name: &str, help: &str, label: &str) -> Result<Self, prometheus::Error> {
-        let (n, h) = (name.to_string(), help.to_string());
-        IntCounter::new(&n, &h)?;
-        Ok(Self::new(name, help, Some(label), move || IntCounter::new(&n, &h).expect("checked at construction")))
+        Self::of_plain(name, help, label, IntCounter::new)
     }
 }
 
 impl Family<IntGauge> {
     pub fn gauge(name: &str, help: &str, label: &str) -> Result<Self, prometheus::Error> {
-        let (n, h) = (name.to_string(), help.to_string());
-        IntGauge::new(&n, &h)?;
-        Ok(Self::new(name, help, Some(label), move || IntGauge::new(&n, &h).expect("checked at construction")))
+        Self::of_plain(name, help, label, IntGauge::new)
     }
 }
 
 impl Family<Gauge> {
     pub fn float_gauge(name: &str, help: &str, label: &str) -> Result<Self, prometheus::Error> {
-        let (n, h) = (name.to_string(), help.to_string());
-        Gauge::new(&n, &h)?;
-        Ok(Self::new(name, help, Some(label), move || Gauge::new(&n, &h).expect("checked at construction")))
+        Self::of_plain(name, help, label, Gauge::new)
     }
 }
 
@@ -126,6 +120,19 @@ impl Family<Hist> {
 }
 
 impl<T: Child> Family<T> {
+    /// A family of a metric type the crate builds from a name and help alone (counters, gauges): `make` is
+    /// checked once here, so creating a child later cannot fail.
+    fn of_plain(
+        name: &str,
+        help: &str,
+        label: &str,
+        make: fn(String, String) -> Result<T, prometheus::Error>,
+    ) -> Result<Self, prometheus::Error> {
+        let (n, h) = (name.to_string(), help.to_string());
+        make(n.clone(), h.clone())?;
+        Ok(Self::new(name, help, Some(label), move || make(n.clone(), h.clone()).expect("checked at construction")))
+    }
+
     fn new(name: &str, help: &str, label: Option<&str>, make: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Family {
             inner: Arc::new(Inner {

@@ -368,6 +368,18 @@ def substitute(expr: str) -> str:
     return expr
 
 
+def dashboard_gaps(prom: s.Prometheus) -> tuple[list[str], list[str]]:
+    """Every dashboard query asked of `prom`: the ones without data, and the ones answering NaN."""
+    empty, nan = [], []
+    for title, expr in dashboard_queries():
+        res = prom.query(substitute(expr))
+        if not res:
+            empty.append(f"{title}: {expr}")
+        elif any(math.isnan(v) for _m, v in res):
+            nan.append(f"{title}: {expr} -> {res}")
+    return empty, nan
+
+
 def test_every_dashboard_query_returns_data_live(stack):
     # fresh traffic so every 5 minute window holds events, and sessions have closed (timeout 2 s)
     stack.produce(seed=9, count=800, rate=400)
@@ -375,15 +387,8 @@ def test_every_dashboard_query_returns_data_live(stack):
     s.wait_until("closed sessions in Prometheus",
                  lambda: (stack.prom.value(f"sum(dashstream_turns_by_session_count{{{JOB_SEL}}})") or 0) > 0, 30)
     time.sleep(3)  # a few rule evaluations (1 s) after the last scrape
-    empty, nan = [], []
-    queries = dashboard_queries()
-    assert len(queries) >= 40
-    for title, expr in queries:
-        res = stack.prom.query(substitute(expr))
-        if not res:
-            empty.append(f"{title}: {expr}")
-        elif any(math.isnan(v) for _m, v in res):
-            nan.append(f"{title}: {expr} -> {res}")
+    assert len(dashboard_queries()) >= 40
+    empty, nan = dashboard_gaps(stack.prom)
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
     assert not nan, "dashboard queries returning NaN:\n" + "\n".join(nan)
     # the template variables resolve too
