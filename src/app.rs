@@ -18,8 +18,10 @@ use crate::runtime::shutdown::Lifecycle;
 
 /// Records buffered between the poll thread and the worker.
 pub const CHANNEL_CAPACITY: usize = 8192;
-/// How long shutdown may take before the process gives up on a clean close.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// How long shutdown may take before the process gives up on a clean close: the drain, a final commit that
+/// may wait for a rebalance ([`crate::ingest::offsets::SHUTDOWN_PATIENCE`]) and the close, within Docker's
+/// default stop timeout (10 s).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(9);
 
 /// Why the pipeline could not start or did not stop cleanly. `exit_code` maps each to the process status.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,9 @@
 //!   auto-commit commits what was stored.
 //! - On revoke, and at shutdown, the poll thread first waits until the worker has applied everything sent,
 //!   then stores and commits synchronously ([`Offsets::commit_revoked`], [`Offsets::commit_at_shutdown`]).
+//! - A shutdown commit that the coordinator refuses because the group is rebalancing (another member joined
+//!   or left a moment before) is made again once this member has taken part in the rebalance, for at most
+//!   [`SHUTDOWN_PATIENCE`]; the partitions are paused meanwhile, so nothing new is read.
 //!
 //! [`channel`] builds the three ends: [`Feed`] sends and counts, [`Inbox`] applies in batches and reports
 //! them, [`Offsets`] stores and commits. None of them can report a record it did not handle.
@@ -14,10 +17,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender, TryIter};
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 use prometheus::IntCounter;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -34,6 +37,11 @@ pub const MAX_BATCH: usize = 4096;
 
 /// How long a revoke or shutdown waits for the worker to apply what is in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a shutdown keeps trying to commit while the group rebalances. Kafka completes a rebalance once
+/// every member has re-joined (about a heartbeat interval, 3 s by default); librdkafka's mock cluster waits
+/// about the session timeout less one second when a member has left.
+pub const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(6);
 
 /// What crosses the channel: one record's position and, if it is a quality event, the decoded event.
 /// Records without one (bad, or not a quality event) were counted by the poll thread; only their offset
@@ -239,16 +247,43 @@ impl Offsets {
 
     /// For the revoke callback: drains, commits `partitions` synchronously and forgets them.
     pub fn commit_revoked<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, partitions: &[i32]) {
-        self.drain_and_commit(consumer, Some(partitions), "revoke");
+        if let Err(e) = self.drain_and_commit(consumer, Some(partitions), "revoke") {
+            self.commit_failed("revoke", &e);
+        }
         let mut stored = self.stored();
         for p in partitions {
             stored.remove(p);
         }
     }
 
-    /// For the end of the poll loop: drains and commits every assigned partition synchronously.
+    /// For the end of the poll loop: drains and commits every assigned partition synchronously. While the
+    /// coordinator refuses the commit because the group is rebalancing, this member pauses its partitions and
+    /// polls, which takes part in the rebalance (a revoke in it commits what it gives up), then commits again;
+    /// records delivered meanwhile are neither applied nor stored, so whoever owns them next reads them.
     pub fn commit_at_shutdown<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
-        self.drain_and_commit(consumer, None, "shutdown");
+        let deadline = Instant::now() + SHUTDOWN_PATIENCE;
+        let mut paused = false;
+        while let Err(e) = self.drain_and_commit(consumer, None, "shutdown") {
+            let rebalancing = matches!(
+                e.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration)
+            );
+            if !rebalancing || Instant::now() >= deadline {
+                self.commit_failed("shutdown", &e);
+                return;
+            }
+            if !paused {
+                info!("shutdown: the group is rebalancing; committing again once this member has re-joined");
+                if let Ok(assigned) = consumer.assignment() {
+                    let _ = consumer.pause(&assigned);
+                }
+                paused = true;
+            }
+            let deadline_poll = Instant::now() + Duration::from_millis(200);
+            while Instant::now() < deadline_poll {
+                drop(consumer.poll(Duration::from_millis(50)));
+            }
+        }
     }
 
     /// The outcome of one of librdkafka's automatic commits.
@@ -265,8 +300,13 @@ impl Offsets {
     }
 
     /// Waits for the worker to apply what was sent, stores, and commits `partitions` (all when `None`)
-    /// synchronously.
-    fn drain_and_commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, partitions: Option<&[i32]>, why: &str) {
+    /// synchronously. Nothing to commit is success.
+    fn drain_and_commit<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        partitions: Option<&[i32]>,
+        why: &str,
+    ) -> KafkaResult<()> {
         if !self.ledger.wait_applied(DRAIN_TIMEOUT) {
             warn!("{why}: the worker did not apply all in-flight records within 3 s; committing what was applied");
         }
@@ -278,16 +318,21 @@ impl Offsets {
             }
         }
         if tpl.count() == 0 {
-            return;
+            return Ok(());
         }
         match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => debug!("{why}: committed {} partition offset(s)", tpl.count()),
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                self.commit_errors.inc();
-                error!("{why}: synchronous offset commit failed: {e}");
+            Ok(()) => {
+                debug!("{why}: committed {} partition offset(s)", tpl.count());
+                Ok(())
             }
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(e) => Err(e),
         }
+    }
+
+    fn commit_failed(&self, why: &str, e: &KafkaError) {
+        self.commit_errors.inc();
+        error!("{why}: synchronous offset commit failed: {e}");
     }
 }
 
