@@ -41,6 +41,31 @@ impl SecurityProtocol {
     }
 }
 
+/// The assignors of `partition.assignment.strategy` that this exporter offers, by librdkafka's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assignor {
+    Range,
+    RoundRobin,
+    CooperativeSticky,
+}
+
+impl Assignor {
+    const ALL: [Assignor; 3] = [Assignor::Range, Assignor::RoundRobin, Assignor::CooperativeSticky];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assignor::Range => "range",
+            Assignor::RoundRobin => "roundrobin",
+            Assignor::CooperativeSticky => "cooperative-sticky",
+        }
+    }
+
+    /// Cooperative (incremental) rebalancing: a member gives up only the partitions that move.
+    pub fn cooperative(self) -> bool {
+        self == Assignor::CooperativeSticky
+    }
+}
+
 /// A secret value (a password): its `Debug` shows `***`, so printing a configuration (a log line, a panic
 /// message, `{:?}` anywhere) cannot reveal it; [`Secret::expose`] is the one way to the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -71,6 +96,8 @@ pub struct KafkaConfig {
     pub group_id: String,
     pub auto_offset_reset: OffsetReset,
     pub session_timeout_ms: u32,
+    /// `partition.assignment.strategy`, in the operator's order: eager assignors, or cooperative-sticky alone.
+    pub assignment_strategy: Vec<Assignor>,
     pub security_protocol: SecurityProtocol,
     pub sasl_mechanism: Option<String>,
     pub sasl_username: Option<String>,
@@ -166,6 +193,8 @@ impl KafkaConfig {
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         p.push(("session.timeout.ms".into(), self.session_timeout_ms.to_string()));
+        let strategy: Vec<&str> = self.assignment_strategy.iter().map(|a| a.as_str()).collect();
+        p.push(("partition.assignment.strategy".into(), strategy.join(",")));
         p.extend(self.extra_properties.iter().cloned());
         p
     }
@@ -195,6 +224,11 @@ impl KafkaConfig {
             _ => OffsetReset::Earliest,
         };
         let session_timeout_ms = c.integer::<u32>(Setting::KafkaSessionTimeoutMs, 3000, 3_600_000);
+        let assignment_strategy = c.parsed(
+            Setting::KafkaPartitionAssignmentStrategy,
+            parse_assignment_strategy,
+            vec![Assignor::Range, Assignor::RoundRobin],
+        );
         let extra_properties = extra_properties(c);
         let (security_protocol, sasl_mechanism, sasl_username, sasl_password) = sasl(c);
         let ssl = Ssl::check(c, security_protocol);
@@ -208,6 +242,7 @@ impl KafkaConfig {
             group_id,
             auto_offset_reset,
             session_timeout_ms,
+            assignment_strategy,
             security_protocol,
             sasl_mechanism,
             sasl_username,
@@ -221,6 +256,29 @@ impl KafkaConfig {
             extra_properties,
         }
     }
+}
+
+/// `KAFKA_PARTITION_ASSIGNMENT_STRATEGY`: comma-separated assignor names, each once. librdkafka cannot mix
+/// the eager and the cooperative protocol, so `cooperative-sticky` stands alone.
+fn parse_assignment_strategy(v: &str) -> Result<Vec<Assignor>, String> {
+    let names: Vec<&str> = Assignor::ALL.iter().map(|a| a.as_str()).collect();
+    let allowed = format!(
+        "expected comma-separated assignors from: {} (cooperative-sticky alone: librdkafka cannot mix the eager \
+         and cooperative protocols)",
+        names.join(", ")
+    );
+    let mut out: Vec<Assignor> = Vec::new();
+    for item in v.split(',').map(str::trim) {
+        let a = Assignor::ALL.iter().copied().find(|a| a.as_str().eq_ignore_ascii_case(item));
+        match a {
+            Some(a) if !out.contains(&a) => out.push(a),
+            _ => return Err(allowed),
+        }
+    }
+    if out.len() > 1 && out.iter().any(|a| a.cooperative()) {
+        return Err(allowed);
+    }
+    Ok(out)
 }
 
 /// `KAFKA_CONSUMER_PROPERTIES`: comma-separated `key=value` pairs.
@@ -378,6 +436,32 @@ mod tests {
             e[0].to_string(),
             "KAFKA_AUTO_OFFSET_RESET (KAFKA_AUTO_OFFSET_RESET) = \"newest\": expected one of: earliest, latest"
         );
+    }
+
+    #[test]
+    fn the_assignment_strategy_defaults_to_librdkafkas_and_cooperative_stands_alone() {
+        let strategy = |c: &Config| {
+            let p = c.kafka.consumer_properties();
+            p.iter().find(|(k, _)| k == "partition.assignment.strategy").map(|(_, v)| v.clone())
+        };
+        assert_eq!(strategy(&ok(&[])).as_deref(), Some("range,roundrobin"));
+        let c = ok(&[("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", " Cooperative-Sticky ")]);
+        assert_eq!(c.kafka.assignment_strategy, vec![Assignor::CooperativeSticky]);
+        assert_eq!(strategy(&c).as_deref(), Some("cooperative-sticky"));
+        let c = ok(&[("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "roundrobin, range")]);
+        assert_eq!(strategy(&c).as_deref(), Some("roundrobin,range"));
+        for bad in ["sticky", "range,range", "cooperative-sticky,range", "range,"] {
+            let e = errs(&[("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", bad)]);
+            assert_eq!(e.len(), 1, "{bad:?}");
+            assert_eq!(
+                e[0].to_string(),
+                format!(
+                    "KAFKA_PARTITION_ASSIGNMENT_STRATEGY (KAFKA_PARTITION_ASSIGNMENT_STRATEGY) = {bad:?}: expected \
+                     comma-separated assignors from: range, roundrobin, cooperative-sticky (cooperative-sticky \
+                     alone: librdkafka cannot mix the eager and cooperative protocols)"
+                )
+            );
+        }
     }
 
     #[test]

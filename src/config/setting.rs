@@ -60,6 +60,7 @@ settings! {
     KafkaGroupId = "KAFKA_GROUP_ID", "kafka-group-id", Some("prometheus-exporter"), plain, "Consumer group id";
     KafkaAutoOffsetReset = "KAFKA_AUTO_OFFSET_RESET", "kafka-auto-offset-reset", Some("earliest"), plain, "Where a new group starts: earliest or latest";
     KafkaSessionTimeoutMs = "KAFKA_SESSION_TIMEOUT_MS", "kafka-session-timeout-ms", Some("30000"), plain, "Consumer group session timeout in ms (3000..=3600000)";
+    KafkaPartitionAssignmentStrategy = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "kafka-partition-assignment-strategy", Some("range,roundrobin"), plain, "How the group shares partitions: range and/or roundrobin (eager, librdkafka's default) or cooperative-sticky alone (incremental)";
     KafkaConsumerProperties = "KAFKA_CONSUMER_PROPERTIES", "kafka-consumer-properties", None, plain, "Extra librdkafka consumer properties, comma-separated key=value (applied last)";
     KafkaSecurityProtocol = "KAFKA_SECURITY_PROTOCOL", "kafka-security-protocol", Some("plaintext"), plain, "plaintext, ssl, sasl_plaintext or sasl_ssl";
     KafkaSaslMechanism = "KAFKA_SASL_MECHANISM", "kafka-sasl-mechanism", None, plain, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or OAUTHBEARER (PLAIN when a sasl_* protocol is used and this is unset)";
