@@ -203,23 +203,26 @@ impl ConsumerContext for ExporterContext {
                     marks.remove(p);
                 }
             }
-            Rebalance::Assign(tpl) => {
-                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                info!("partitions assigned: {parts:?}");
-            }
+            Rebalance::Assign(_) => {} // logged once the assignment is in force (post_rebalance)
             Rebalance::Error(e) => self.count_error("rebalance error", e),
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let assignment = consumer.assignment().ok();
         let n = assignment.as_ref().map_or(0, |a| a.count());
-        *lock(&self.assigned) = assignment
+        let holding: Vec<i32> = assignment
             .iter()
             .flat_map(|a| a.elements())
             .filter(|e| e.topic() == self.topic)
             .map(|e| e.partition())
             .collect();
+        if let Rebalance::Assign(tpl) = rebalance {
+            // With cooperative-sticky an assignment adds partitions to those held; with eager it replaces them.
+            let added: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            info!("partitions assigned: {added:?}; holding {holding:?}");
+        }
+        *lock(&self.assigned) = holding;
         self.metrics.assigned_partitions.set(n as i64);
         let mut w = self.idle();
         if n > 0 {
