@@ -32,7 +32,8 @@ Prints one JSON line: events, seconds, events_per_second, scrape latencies (ms) 
 exporter's VmHWM/VmRSS (KiB) from /proc/PID/status after the drain, the exporter's CPU seconds
 (utime + stime of /proc/PID/stat, every thread of the process, librdkafka's included; 10 ms resolution):
 "cpu_s" from its start to the scrape that saw the count reach N, "cpu_drain_s" from the first scrape that
-saw an event to that scrape, and, with --interleave, the windows
+saw an event to that scrape, "cpu_threads_s" the same as "cpu_s" per thread name, and, with --interleave,
+the windows
 (scraped or not, start and end in seconds since the drain began, counts, events/s, complete or not).
 Exits 1 on timeout or if the count overshoots N.
 """
@@ -120,6 +121,25 @@ def cpu_seconds(pid):
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu_seconds(pid):
+    """utime + stime per thread name (librdkafka's "rdk:broker1" etc., "kafka-poll", "worker"), summed."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] = round(out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK_TCK, 3)
+    return out
 
 
 def percentile(xs, p):
@@ -222,6 +242,7 @@ def main():
             scraped, w_mid, w_count = not scraped, mid, count
             w_end += a.interleave
     cpu_end = cpu_seconds(pid)
+    cpu_threads = thread_cpu_seconds(pid)
     if count != a.n:
         fail(f"counted {count:.0f} events, expected {a.n}")
     end = value(body, LAST_EVENT)
@@ -246,6 +267,7 @@ def main():
                 "rss_kib": st.get("VmRSS", 0),
                 "cpu_s": cpu_end,
                 "cpu_drain_s": cpu_end - cpu_start,
+                "cpu_threads_s": cpu_threads,
                 "windows": windows,
             }
         )
