@@ -13,6 +13,10 @@
 //!   whole path of one record on one thread): with the normalizer warmed up on the corpus (its model-name
 //!   cache holds every name), so the target is 0 for these too.
 //!
+//! - `hand-off + apply (batches)`: the corpus's events pushed through the channel between the poll thread
+//!   and the worker (`ingest::offsets`: batches filled, sent, applied, reported and handed back), on one
+//!   thread, after the batches have gone round once. The target is 0: the batches are allocated once.
+//!
 //! Under `cargo test --benches` it runs the same with 2 000 events, as a smoke test.
 //! It exits non-zero if it finds no quality event to apply; it never fails on the counts (a benchmark,
 //! not a test).
@@ -26,6 +30,7 @@ use std::time::Instant;
 
 use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::Decoded;
+use dashflow_prometheus_exporter::ingest::offsets::{self, Item};
 use dashflow_prometheus_exporter::metrics::unix_now;
 use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 
@@ -148,4 +153,19 @@ fn main() {
             }
         }
     });
+
+    // The channel on one thread: each full batch is applied before the next is filled, so a free batch is
+    // always there. The first 8192 records take every batch round once (and size the position tables).
+    let counter = || prometheus::IntCounter::new("errors", "errors").expect("counter");
+    let (feed, mut inbox, _offsets) = offsets::channel(8192, "t", counter(), counter());
+    let mut through = |count: usize, a: &mut dashflow_prometheus_exporter::metrics::Applier| {
+        for i in 0..count {
+            let item = Item { partition: (i % 64) as i32, offset: i as i64, event: Some(evs[i % evs.len()]) };
+            if feed.push(black_box(item)).expect("the inbox is here") {
+                inbox.apply_batch(std::time::Duration::ZERO, |batch| batch.for_each(|ev| a.apply(&ev, wall, now)));
+            }
+        }
+    };
+    through(2 * 8192, &mut a);
+    report("hand-off + apply (batches)", events, || through(events, &mut a));
 }

@@ -29,7 +29,11 @@ moment of the drain), which separate drains of a second or two cannot.
 
 Prints one JSON line: events, seconds, events_per_second, scrape latencies (ms) taken during the drain
 (p50, p99, max, count; percentiles by nearest rank), the series count of the last exposition, the
-exporter's VmHWM/VmRSS (KiB) from /proc/PID/status after the drain and, with --interleave, the windows
+exporter's VmHWM/VmRSS (KiB) from /proc/PID/status after the drain, the exporter's CPU seconds
+(utime + stime of /proc/PID/stat, every thread of the process, librdkafka's included; 10 ms resolution):
+"cpu_s" from its start to the scrape that saw the count reach N, "cpu_drain_s" from the first scrape that
+saw an event to that scrape, "cpu_threads_s" the same as "cpu_s" per thread name, and, with --interleave,
+the windows
 (scraped or not, start and end in seconds since the drain began, counts, events/s, complete or not).
 Exits 1 on timeout or if the count overshoots N.
 """
@@ -39,6 +43,7 @@ import gzip
 import http.client
 import json
 import math
+import os
 import sys
 import time
 import urllib.parse
@@ -105,6 +110,38 @@ def status(pid):
     return out
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of the process so far (fields 14 and 15 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu_seconds(pid):
+    """utime + stime per thread name (librdkafka's "rdk:broker1" etc., "kafka-poll", "worker"), summed."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] = round(out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK_TCK, 3)
+    return out
+
+
 def percentile(xs, p):
     if not xs:
         return float("nan")
@@ -130,8 +167,10 @@ def main():
         print(f"e2e_watch: {msg}", file=sys.stderr)
         sys.exit(1)
 
-    # 1. Wait for the first counted event.
+    # 1. Wait for the first counted event. The pid file is written right after the exporter starts, before
+    # its port opens, so it is there by the first answer.
     last_zero = None
+    pid = None
     while True:
         if time.monotonic() > deadline:
             fail("no event counted before the timeout")
@@ -144,7 +183,11 @@ def main():
         count = value(body, QUERIES)
         if count is None:
             fail("no dashstream_quality_monitor_queries_total in /metrics")
+        if pid is None:
+            with open(a.pid_file) as f:
+                pid = int(f.read().strip())
         if count > 0:
+            cpu_start = cpu_seconds(pid)
             if last_zero is None:
                 # The drain began before this watcher's first scrape (a small topic on a busy machine drains
                 # within milliseconds of the port opening): time it from the process start, which makes the
@@ -198,12 +241,13 @@ def main():
             )
             scraped, w_mid, w_count = not scraped, mid, count
             w_end += a.interleave
+    cpu_end = cpu_seconds(pid)
+    cpu_threads = thread_cpu_seconds(pid)
     if count != a.n:
         fail(f"counted {count:.0f} events, expected {a.n}")
     end = value(body, LAST_EVENT)
     seconds = end - start
-    with open(a.pid_file) as f:
-        st = status(int(f.read().strip()))
+    st = status(pid)
     print(
         json.dumps(
             {
@@ -221,6 +265,9 @@ def main():
                 "series": series(body),
                 "peak_rss_kib": st.get("VmHWM", 0),
                 "rss_kib": st.get("VmRSS", 0),
+                "cpu_s": cpu_end,
+                "cpu_drain_s": cpu_end - cpu_start,
+                "cpu_threads_s": cpu_threads,
                 "windows": windows,
             }
         )

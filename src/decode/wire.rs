@@ -177,17 +177,28 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Whether `b` (at most 32 bytes) is all ASCII: OR of 8-byte words (and the tail), high bits tested once.
+/// Whether `b` (at most 32 bytes) is all ASCII: the OR of overlapping words that together cover every byte (the
+/// last one ending at the end, so there is no byte-by-byte tail), high bits tested once.
 #[inline(always)]
 fn is_ascii_short(b: &[u8]) -> bool {
-    let mut acc = 0u64;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        acc |= u64::from_le_bytes(c.try_into().expect("8 bytes"));
-    }
-    for &x in chunks.remainder() {
-        acc |= u64::from(x);
-    }
+    let n = b.len();
+    let acc = if n >= 8 {
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let mut acc = word(n - 8);
+        let mut i = 0;
+        while i + 8 < n {
+            acc |= word(i);
+            i += 8;
+        }
+        acc
+    } else if n >= 4 {
+        let word = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        u64::from(word(0) | word(n - 4))
+    } else if n > 0 {
+        u64::from(b[0] | b[n / 2] | b[n - 1]) // n <= 3: these are all of them
+    } else {
+        0
+    };
     acc & 0x8080_8080_8080_8080 == 0
 }
 
@@ -204,6 +215,21 @@ mod tests {
             Err(WireError("invalid varint"))
         );
         assert_eq!(Reader::new(&[0x80]).varint(), Err(WireError("buffer underflow")));
+    }
+
+    #[test]
+    fn short_ascii_check_sees_a_high_byte_anywhere() {
+        for n in 0..=32 {
+            let ascii = vec![b'a'; n];
+            assert!(is_ascii_short(&ascii), "{n} ASCII bytes");
+            for at in 0..n {
+                let mut b = ascii.clone();
+                b[at] = 0x80;
+                assert!(!is_ascii_short(&b), "a high byte at {at} of {n}");
+                b[at] = 0xff;
+                assert!(!is_ascii_short(&b), "0xff at {at} of {n}");
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The poll thread's loop: polls the consumer, decodes each record on the spot into a small event (or
-//! counts why it is none), and sends every record to the worker through the [`Feed`], so that its offset
-//! moves on in order with the others. Between polls it stores the applied offsets; at the end it drains and
-//! commits (README, How it works).
+//! counts why it is none), and adds every record to the [`Feed`]'s batch, so that its offset moves on in
+//! order with the others. A round waits up to a tick for the first record, then takes what librdkafka already
+//! holds without waiting, until the batch is full or nothing more is there, and sends the batch: a drain
+//! hands the worker full batches, a trickle single records without delay. Between rounds it stores the
+//! applied offsets; at the end it drains and commits (README, How it works).
 
 use std::time::{Duration, Instant};
 
@@ -12,11 +14,11 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use crate::decode::event::{Event, Normalizer};
 use crate::decode::{Decoded, Decoder};
 use crate::ingest::consumer::{ExporterConsumer, ExporterContext};
-use crate::ingest::offsets::{Feed, Item};
+use crate::ingest::offsets::{Feed, Item, WorkerGone};
 use crate::ingest::time_lag::TimeLag;
 use crate::runtime::shutdown::RateLimit;
 
-/// How long one `poll()` waits for a record, and how often applied offsets are stored.
+/// How long one round waits for a first record, and how often applied offsets are stored.
 const POLL_TICK: Duration = Duration::from_millis(100);
 
 /// The poll loop; returns when a stop is requested (after the final drain and commit) or the worker is gone.
@@ -31,24 +33,16 @@ pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize) {
     };
     let mut last_store = Instant::now();
     while !ctx.life.stop_requested() {
-        let item = match consumer.poll(POLL_TICK) {
-            None => None,
-            Some(Err(e)) => {
-                ctx.count_error("consumer error", &e);
-                None
-            }
-            Some(Ok(msg)) => Some(records.item(&msg)),
-        };
-        if let Some(item) = item {
-            if feed.send(item).is_err() {
-                error!("worker thread is gone; stopping the consumer");
-                break;
-            }
+        if round(&consumer, &feed, &mut records).is_err() {
+            error!("worker thread is gone; stopping the consumer");
+            break;
         }
-        if last_store.elapsed() >= POLL_TICK {
+        // One clock reading per round, not per record.
+        let now = Instant::now();
+        if now.duration_since(last_store) >= POLL_TICK {
             ctx.offsets.store_applied(&consumer);
-            last_store = Instant::now();
-            ctx.check_idle(last_store);
+            last_store = now;
+            ctx.check_idle(now);
             ctx.update_time_lag(&mut records.time_lag, unix_ms());
         }
     }
@@ -58,6 +52,27 @@ pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize) {
     consumer.unsubscribe();
     drop(consumer);
     info!("kafka consumer closed");
+}
+
+/// One round: up to [`POLL_TICK`] for the first record, then the records librdkafka already holds, until a
+/// batch has gone out or none is waiting; then what was added is sent.
+fn round(consumer: &ExporterConsumer, feed: &Feed, records: &mut Records<'_>) -> Result<(), WorkerGone> {
+    let mut timeout = POLL_TICK;
+    loop {
+        let sent = match consumer.poll(timeout) {
+            None => break,
+            Some(Err(e)) => {
+                records.ctx.count_error("consumer error", &e);
+                false
+            }
+            Some(Ok(msg)) => feed.push(records.item(&msg))?,
+        };
+        if sent {
+            break;
+        }
+        timeout = Duration::ZERO;
+    }
+    feed.flush()
 }
 
 /// Turns records into channel items, counting the ones that carry no quality event.
