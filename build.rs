@@ -1,19 +1,20 @@
-//! Compiles `proto/dashstream.proto` with protox (a pure-Rust protobuf compiler), so no system `protoc` is
+//! Compiles `proto/dashstream.proto` (and `proto/remote.proto`, remote write's messages) with protox (a pure-Rust protobuf compiler), so no system `protoc` is
 //! needed, then generates the Rust types with prost-build.
 fn main() {
     println!("cargo:rerun-if-changed=proto/dashstream.proto");
+    println!("cargo:rerun-if-changed=proto/remote.proto");
     // A new commit changes the build_info label.
     for f in [".git/HEAD", ".git/refs/heads"] {
         if std::path::Path::new(f).exists() {
             println!("cargo:rerun-if-changed={f}");
         }
     }
-    let fds = protox::compile(["dashstream.proto"], ["proto"]).expect("compile proto/dashstream.proto");
+    let fds = protox::compile(["dashstream.proto", "remote.proto"], ["proto"]).expect("compile proto/*.proto");
     prost_build::Config::new()
         // Deterministic map order for encoding (tests compare bytes) and no hashing cost on decode.
         .btree_map(["."])
         .compile_fds(fds)
-        .expect("generate Rust code for dashstream.proto");
+        .expect("generate Rust code for proto/*.proto");
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

@@ -13,6 +13,7 @@ use crate::ingest::consumer::{create_consumer, ExporterContext, KafkaSetupError}
 use crate::ingest::{offsets, poll, worker};
 use crate::metrics::sessions::SessionTracker;
 use crate::metrics::{Applier, Metrics, MetricsError};
+use crate::remote_write::Pusher;
 use crate::runtime::notify::Notifier;
 use crate::runtime::shutdown::Lifecycle;
 
@@ -75,6 +76,11 @@ pub fn run_with_metrics(
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let server = crate::http::bind(&cfg.http)?;
     on_listening(server.addr);
+    // Registered before the first scrape, so the remote-write families are there from the start.
+    let pusher = match &cfg.remote_write {
+        Some(rw) => Some(Pusher::new(rw.clone(), metrics.clone()).map_err(MetricsError::from)?),
+        None => None,
+    };
     let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked));
     let max_payload = cfg.max_payload_bytes;
     let linger = cfg.http.shutdown_linger;
@@ -110,10 +116,20 @@ pub fn run_with_metrics(
                 })
                 .expect("spawn thread");
         }
+        // The pusher reads the registry as a scrape does; it stops with the HTTP threads, after one last push.
+        let pushing = pusher.is_some();
+        if let Some(p) = pusher {
+            spawn("remote-write")
+                .spawn_scoped(s, move || {
+                    let _g = life.thread("remote-write");
+                    p.run(life);
+                })
+                .expect("spawn thread");
+        }
         supervise(life);
         let deadline = Instant::now() + SHUTDOWN_DEADLINE + linger;
-        // The pipeline (poll thread, worker) drains and commits first; HTTP keeps answering meanwhile.
-        let http_threads = cfg.http.threads + 1;
+        // The pipeline (poll thread, worker) drains and commits first; HTTP (and the pusher) keep going meanwhile.
+        let http_threads = cfg.http.threads + 1 + usize::from(pushing);
         if life.wait_running_at_most(http_threads, deadline) && !linger.is_zero() {
             info!("pipeline stopped; serving /metrics for {linger:?} more for a final scrape");
             std::thread::sleep(linger.min(deadline.saturating_duration_since(Instant::now())));

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod remote_write;
 pub mod runtime;
 pub mod sim;
 pub mod table;

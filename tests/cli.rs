@@ -169,3 +169,65 @@ fn a_flag_the_command_does_not_read_is_a_usage_error() {
         assert!(err.contains("error:"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn remote_write_configuration_errors_exit_2_naming_the_variable() {
+    for (env, expect) in [
+        (
+            vec![("REMOTE_WRITE_URL", "prometheus:9090/api/v1/write")],
+            "REMOTE_WRITE_URL (REMOTE_WRITE_URL) = \"prometheus:9090/api/v1/write\": expected an http:// or https:// URL",
+        ),
+        (
+            vec![("REMOTE_WRITE_URL", "http://h/api/v1/write"), ("REMOTE_WRITE_INTERVAL_SECS", "0")],
+            "REMOTE_WRITE_INTERVAL_SECS (REMOTE_WRITE_INTERVAL_SECS) = \"0\": expected a whole number from 1 to 3600",
+        ),
+        (
+            vec![("REMOTE_WRITE_URL", "http://h/api/v1/write"), ("REMOTE_WRITE_BEARER_TOKEN_FILE", "/nonexistent/token")],
+            "REMOTE_WRITE_BEARER_TOKEN_FILE (REMOTE_WRITE_BEARER_TOKEN_FILE) = \"/nonexistent/token\": cannot read the file: No such file or directory (os error 2)",
+        ),
+    ] {
+        let (code, _, err) = run(&[], &env);
+        assert_eq!(code, Some(2), "{env:?}: {err}");
+        assert!(err.contains(expect), "{env:?}: {err}");
+    }
+    let (code, _, err) = run(&["--remote-write.url", "http://h:99999/w"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("REMOTE_WRITE_URL (--remote-write.url) = \"http://h:99999/w\": expected a port from 1 to 65535"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_shows_remote_write_with_secrets_masked() {
+    let dir = std::env::temp_dir().join(format!("dfe-cli-rw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "Zq-rw-password\n").unwrap();
+    let pw = pw.to_str().unwrap();
+    let (code, out, err) = run(
+        &["check-config", "--remote-write.url", "https://mimir.example/api/v1/push"],
+        &[
+            ("REMOTE_WRITE_BASIC_AUTH_USERNAME", "edge"),
+            ("REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE", pw),
+            ("REMOTE_WRITE_INSTANCE", "box-1"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("REMOTE_WRITE_URL=https://mimir.example/api/v1/push (flag)"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "REMOTE_WRITE_BASIC_AUTH_PASSWORD=*** (file REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE={pw})"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("REMOTE_WRITE_INTERVAL_SECS=15 (default)"), "{out}");
+    assert!(
+        out.contains("remote write to https://mimir.example/api/v1/push every 15s, labels {job=dashstream-quality,instance=box-1}, tls on, auth basic"),
+        "{out}"
+    );
+    assert!(!out.contains("Zq-rw") && !err.contains("Zq-rw"));
+    let (code, out, _) = run(&["check-config"], &[]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("remote write off (REMOTE_WRITE_URL unset)"), "{out}");
+}

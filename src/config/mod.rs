@@ -1,7 +1,7 @@
 //! Configuration in two stages. The raw stage ([`raw`]) gathers, for every setting a command reads, the
 //! string given by its flag or environment variable, without reading files or judging values. The validating
 //! stage turns those strings into types, one file per concern ([`kafka`], [`http`], [`buckets`], `limits`,
-//! `log_level`), collecting every problem so they are reported together (`check`); the caller exits with
+//! `log_level`, [`remote_write`]), collecting every problem so they are reported together (`check`); the caller exits with
 //! code 2. Secret settings may come from files (`secret_file`), read in the validating stage. [`setting`]
 //! lists the settings; [`cli`] defines the command line and which settings each command
 //! reads.
@@ -14,6 +14,7 @@ pub mod kafka;
 mod limits;
 mod log_level;
 pub mod raw;
+pub mod remote_write;
 mod secret_file;
 pub mod setting;
 
@@ -26,6 +27,7 @@ pub use check::{ConfigError, ConfigErrors};
 pub use http::HttpConfig;
 pub use kafka::{auto_address_family, KafkaConfig, OffsetReset, Secret, SecurityProtocol};
 pub use raw::{Origin, RawSettings};
+pub use remote_write::RemoteWriteConfig;
 pub use setting::Setting;
 
 use check::Checker;
@@ -43,6 +45,8 @@ pub struct Config {
     pub ingest_nice: i32,
     pub buckets: Buckets,
     pub log_level: LevelFilter,
+    /// Prometheus remote write, when `REMOTE_WRITE_URL` is set.
+    pub remote_write: Option<RemoteWriteConfig>,
     /// `RUST_LOG` directives for other targets that were accepted but are not applied.
     pub ignored_log_directives: Vec<String>,
     /// Start-up warnings (settings that are valid but have no effect).
@@ -58,6 +62,7 @@ impl Config {
         let limits = Limits::check(&mut c);
         let buckets = Buckets::check(&mut c);
         let (log_level, ignored_log_directives) = log_level::check(&mut c);
+        let remote_write = RemoteWriteConfig::check(&mut c);
         let warnings = c.finish()?;
         Ok(Config {
             kafka,
@@ -68,6 +73,7 @@ impl Config {
             ingest_nice: limits.ingest_nice,
             buckets,
             log_level,
+            remote_write,
             ignored_log_directives,
             warnings,
         })

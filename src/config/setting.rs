@@ -92,6 +92,18 @@ settings! {
     PrometheusEventDelayBucketsSeconds = "PROMETHEUS_EVENT_DELAY_BUCKETS_SECONDS", "prometheus-event-delay-buckets-seconds", Some("0.01,0.05,0.1,0.5,1,5,10,30,60,120,300,600"), plain, "Buckets of dashstream_exporter_event_delay_seconds (seconds from the producer's stamp to the event being applied)";
     PrometheusMetricsEndpointBuckets = "PROMETHEUS_METRICS_ENDPOINT_BUCKETS", "prometheus-metrics-endpoint-buckets", Some("0.001,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1"), plain, "Buckets of dashstream_exporter_metrics_endpoint_duration_seconds";
     RustLog = "RUST_LOG", "log-level", Some("info"), plain, "Log level: error, warn, info, debug, trace or off";
+    // Prometheus remote write (src/remote_write/, src/config/remote_write.rs): off unless the URL is set.
+    RemoteWriteUrl = "REMOTE_WRITE_URL", "remote-write.url", None, plain, "Push every series with Prometheus remote write 1.0 to this http:// or https:// URL (e.g. http://prometheus:9090/api/v1/write); unset: no pushing";
+    RemoteWriteIntervalSecs = "REMOTE_WRITE_INTERVAL_SECS", "remote-write.interval-secs", Some("15"), plain, "Seconds between pushes (1..=3600); a push not delivered by the next one is dropped (the next carries the cumulative values)";
+    RemoteWriteJob = "REMOTE_WRITE_JOB", "remote-write.job", Some("dashstream-quality"), plain, "The job label of pushed series";
+    RemoteWriteInstance = "REMOTE_WRITE_INSTANCE", "remote-write.instance", None, plain, "The instance label of pushed series (default: the host name)";
+    RemoteWriteExtraLabels = "REMOTE_WRITE_EXTRA_LABELS", "remote-write.extra-labels", None, plain, "More labels for every pushed series, comma-separated name=value (a series' own label of the same name wins)";
+    RemoteWriteTlsCaFile = "REMOTE_WRITE_TLS_CA_FILE", "remote-write.tls.ca-file", None, plain, "CA bundle (PEM) verifying an https receiver (default: the system's)";
+    RemoteWriteTlsCertFile = "REMOTE_WRITE_TLS_CERT_FILE", "remote-write.tls.cert-file", None, plain, "Client certificate (PEM) for mutual TLS to the receiver (set together with the key)";
+    RemoteWriteTlsKeyFile = "REMOTE_WRITE_TLS_KEY_FILE", "remote-write.tls.key-file", None, plain, "Client private key (PEM, unencrypted) for mutual TLS to the receiver";
+    RemoteWriteBasicAuthUsername = "REMOTE_WRITE_BASIC_AUTH_USERNAME", "remote-write.basic-auth.username", None, plain, "Basic auth user name for the receiver (set together with the password)";
+    RemoteWriteBasicAuthPassword = "REMOTE_WRITE_BASIC_AUTH_PASSWORD", "remote-write.basic-auth.password", None, secret, "Basic auth password for the receiver (prefer REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE)";
+    RemoteWriteBearerTokenFile = "REMOTE_WRITE_BEARER_TOKEN_FILE", "remote-write.bearer-token-file", None, plain, "File holding a bearer token for the receiver (read at start-up; not with basic auth)";
 }
 
 impl Setting {
@@ -154,7 +166,8 @@ mod tests {
     #[test]
     fn only_secrets_have_file_twins_and_no_twin_collides_with_a_setting() {
         let secret: Vec<_> = Setting::ALL.iter().filter(|s| s.secret()).map(|s| s.env()).collect();
-        assert_eq!(secret, vec!["KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"]);
+        assert_eq!(secret, vec!["KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD", "REMOTE_WRITE_BASIC_AUTH_PASSWORD"]);
+        assert_eq!(Setting::RemoteWriteBasicAuthPassword.file_env(), Some("REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE"));
         assert_eq!(Setting::KafkaSaslPassword.file_env(), Some("KAFKA_SASL_PASSWORD_FILE"));
         assert_eq!(Setting::KafkaSslKeyPassword.file_flag(), Some("kafka-ssl-key-password-file"));
         assert_eq!(Setting::KafkaSaslUsername.file_env(), None);

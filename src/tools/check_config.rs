@@ -16,6 +16,10 @@ pub fn main(raw: RawSettings) -> i32 {
     if let Some(web) = &cfg.http.web_config {
         println!("web config {}: {}", web.path().display(), web.summary());
     }
+    match &cfg.remote_write {
+        Some(rw) => println!("{}", rw.summary()),
+        None => println!("remote write off (REMOTE_WRITE_URL unset)"),
+    }
     println!("librdkafka consumer properties:");
     for (k, v) in KafkaConfig::masked(&cfg.kafka.consumer_properties()) {
         println!("  {k}={v}");

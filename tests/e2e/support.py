@@ -518,34 +518,46 @@ def promql_for(key: tuple, job_selector: str, wrap: str = "{}") -> str:
 
 
 class Prometheus:
-    def __init__(self, pm: ProcessManager, workdir: Path, targets: list[str], rule_files: list[Path]) -> None:
+    """Debian's Prometheus on loopback. `extra_args` are more flags (`--web.enable-remote-write-receiver`,
+    `--web.config.file=…`); `port` keeps the port of an earlier start (a restart on the same address);
+    `client` are the requests arguments (verify, cert, auth) its own API calls need when a web config is on."""
+
+    def __init__(self, pm: ProcessManager, workdir: Path, targets: list[str], rule_files: list[Path],
+                 extra_args: list[str] | None = None, scheme: str = "http", client: dict | None = None) -> None:
         self.pm, self.workdir, self.targets, self.rule_files = pm, workdir, targets, rule_files
+        self.extra_args, self.scheme, self.client = extra_args or [], scheme, client or {}
         self.port = 0
+        self.starts = 0
+        self.data: Path | None = None
         self.proc: Proc | None = None
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def config(self) -> dict:
         return {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in self.rule_files],
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": self.targets}]}] if self.targets else [],
         }
 
-    def start(self) -> None:
+    def start(self, port: int | None = None) -> None:
+        """Starts it (on `port`, with the data of the previous start, when given)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg = self.workdir / "prometheus.yml"
         cfg.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         r = subprocess.run(["promtool", "check", "config", str(cfg)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, f"promtool check config failed:\n{r.stdout}\n{r.stderr}"
-        for attempt in range(5):
-            self.port = free_port()
+        for attempt in range(1 if port else 5):
+            self.port = port or free_port()
+            if not port:
+                self.data = self.workdir / f"data-{attempt}"
+            self.starts += 1
             self.proc = self.pm.start("prometheus", [
-                "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={self.workdir / f'data-{attempt}'}",
+                "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={self.data}",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d",
-                "--log.level=warn"], self.workdir / f"prometheus-{attempt}.log")
+                "--log.level=warn", *self.extra_args], self.workdir / f"prometheus-{self.starts}.log")
             try:
                 wait_until("prometheus /-/ready", self._ready, timeout=60)
                 log(f"prometheus at {self.base} scrapes {self.targets} every 1s with rules {[p.name for p in self.rule_files]}")
@@ -559,10 +571,10 @@ class Prometheus:
     def _ready(self) -> bool:
         if not self.proc.alive():
             raise AssertionError(f"prometheus exited:\n{self.proc.log_text()[-3000:]}")
-        return requests.get(self.base + "/-/ready", timeout=2).status_code == 200
+        return requests.get(self.base + "/-/ready", timeout=2, **self.client).status_code == 200
 
     def api(self, path: str, **params) -> dict:
-        r = requests.get(self.base + "/api/v1/" + path, params=params, timeout=30)
+        r = requests.get(self.base + "/api/v1/" + path, params=params, timeout=30, **self.client)
         body = r.json()
         if r.status_code != 200 or body.get("status") != "success":
             raise AssertionError(f"Prometheus API {path} {params} answered {r.status_code}: {body}")
