@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 use super::decode::mapping;
-use super::error::{err_at, quote, WebConfigError};
+use super::error::{err_at, key_name, WebConfigError};
 use super::node::{Kind, Node};
 
 /// `basic_auth_users`: user name → bcrypt hash. `Debug` shows the names only.
@@ -65,12 +65,12 @@ pub(super) fn section(node: Option<&Node>) -> Result<Users, WebConfigError> {
                 format!(
                     "basic_auth_users.{}: expected a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters; \
                      e.g. from `htpasswd -nBC 10 USER`)",
-                    quote(user)
+                    key_name(user)
                 ),
             ));
         }
         if user.contains(':') {
-            return Err(err_at(*line, format!("basic_auth_users.{}: a user name cannot contain ':'", quote(user))));
+            return Err(err_at(*line, format!("basic_auth_users.{}: a user name cannot contain ':'", key_name(user))));
         }
         users.insert(user.clone(), hash.to_string());
     }

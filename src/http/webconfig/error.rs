@@ -27,6 +27,17 @@ pub(super) fn quote(s: &str) -> String {
     format!("{:?}", redact_hashes(s))
 }
 
+/// A key of the operator's as part of a dotted path: as written when it is a plain word, else quoted
+/// (and masked) like any other quoted text.
+pub(super) fn key_name(s: &str) -> String {
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
+    if plain {
+        s.to_string()
+    } else {
+        quote(s)
+    }
+}
+
 /// Masks everything that starts like a bcrypt hash (`$2a$`, `$2b$`, `$2x$`, `$2y$` and the run of bcrypt
 /// characters after it). On a malformed line a hash can end up inside a "key" (found by the `webconfig`
 /// fuzz target), and no message may ever carry one.
