@@ -99,7 +99,16 @@ pub struct HealthcheckArgs {
     /// `--url`; without it the daemon's port (`METRICS_PORT`, from `settings`) on loopback.
     pub url: Option<String>,
     pub timeout: Duration,
+    /// `METRICS_PORT` and `WEB_CONFIG_FILE` (`--web.config.file`).
     pub settings: RawSettings,
+    /// `--ca-file` / `HEALTHCHECK_CA_FILE`: certificates to trust instead of the web config's own.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `--user` / `HEALTHCHECK_USER`.
+    pub user: Option<String>,
+    /// `--password-file` / `HEALTHCHECK_PASSWORD_FILE`.
+    pub password_file: Option<std::path::PathBuf>,
+    /// `HEALTHCHECK_PASSWORD` (a variable only: flags show in `ps`).
+    pub password: Option<String>,
 }
 
 #[derive(Debug)]
@@ -304,6 +313,20 @@ fn healthcheck() -> Command {
                 .default_value("3")
                 .help("Seconds"),
         )
+        .arg(setting_arg(Setting::WebConfigFile).help(
+            "The daemon's web config: TLS on means https (trusting the certificate it configures), users mean \
+             basic auth [env: WEB_CONFIG_FILE]",
+        ))
+        .arg(
+            Arg::new("ca-file").long("ca-file").value_name("PATH").help(
+                "PEM certificates to trust instead of the web config's own certificate [env: HEALTHCHECK_CA_FILE]",
+            ),
+        )
+        .arg(Arg::new("user").long("user").value_name("NAME").help("Basic auth user [env: HEALTHCHECK_USER]"))
+        .arg(Arg::new("password-file").long("password-file").value_name("PATH").help(
+            "File holding the basic auth password (one trailing newline removed) [env: HEALTHCHECK_PASSWORD_FILE; \
+             or the password itself in HEALTHCHECK_PASSWORD]",
+        ))
 }
 
 fn check_config() -> Command {
@@ -383,7 +406,25 @@ where
         Some(("healthcheck", m)) => Invocation::Healthcheck(HealthcheckArgs {
             url: m.get_one::<String>("url").cloned(),
             timeout: Duration::from_secs(given(m, "timeout")),
-            settings: RawSettings::collect(&[Setting::MetricsPort], |_| None, env),
+            settings: RawSettings::collect(
+                &[Setting::MetricsPort, Setting::WebConfigFile],
+                |id| m.try_get_one::<String>(id).ok().flatten().cloned(),
+                &env,
+            ),
+            ca_file: m
+                .get_one::<String>("ca-file")
+                .cloned()
+                .or_else(|| env("HEALTHCHECK_CA_FILE"))
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            user: m.get_one::<String>("user").cloned().or_else(|| env("HEALTHCHECK_USER")).filter(|u| !u.is_empty()),
+            password_file: m
+                .get_one::<String>("password-file")
+                .cloned()
+                .or_else(|| env("HEALTHCHECK_PASSWORD_FILE"))
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            password: env("HEALTHCHECK_PASSWORD").filter(|p| !p.is_empty()),
         }),
         Some(("check-config", m)) => Invocation::CheckConfig(raw_settings(m, Setting::ALL, env)),
         Some(("mock-broker", m)) => Invocation::MockBroker(MockBrokerArgs {
