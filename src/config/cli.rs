@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 
 use super::raw::RawSettings;
-use super::setting::Setting;
+use super::setting::{FlagKind, Setting};
 
 /// What `produce` and `tail` read (what `ToolConfig` validates); their `--brokers` and `--topic` are the
 /// flags of the first two.
@@ -125,7 +125,21 @@ fn setting_arg(s: Setting) -> Arg {
     if let Some(d) = s.default() {
         help.push_str(&format!(" [default: {d}]"));
     }
-    Arg::new(s.env()).long(s.flag()).value_name("VALUE").help(help).help_heading("Configuration")
+    let arg = Arg::new(s.env()).long(s.flag()).help(help).help_heading("Configuration");
+    match s.flag_kind() {
+        FlagKind::Value => arg.value_name("VALUE"),
+        FlagKind::Repeated => arg.value_name("VALUE").action(ArgAction::Append),
+        FlagKind::Switch => arg.action(ArgAction::SetTrue),
+    }
+}
+
+/// A flag's value as the variable would hold it: repeated values joined by commas, a switch as "true".
+fn flag_value(m: &ArgMatches, id: &str) -> Option<String> {
+    match Setting::ALL.iter().find(|s| s.env() == id).map(|s| s.flag_kind()) {
+        Some(FlagKind::Repeated) => m.get_many::<String>(id).map(|v| v.cloned().collect::<Vec<_>>().join(",")),
+        Some(FlagKind::Switch) => m.get_flag(id).then(|| "true".to_string()),
+        _ => m.get_one::<String>(id).cloned(),
+    }
 }
 
 /// The flag of a secret setting's file twin (`--kafka-sasl-password-file`); its id is the twin variable's name.
@@ -152,7 +166,7 @@ fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
 /// The raw values of `settings` (all defined on the command that produced `m`, with their file twins): flags,
 /// then variables.
 fn raw_settings(m: &ArgMatches, settings: &[Setting], env: impl Fn(&str) -> Option<String>) -> RawSettings {
-    RawSettings::collect(settings, |id| m.get_one::<String>(id).cloned(), env)
+    RawSettings::collect(settings, |id| flag_value(m, id), env)
 }
 
 fn ratio(name: &'static str, default: &'static str, help: &'static str) -> Arg {

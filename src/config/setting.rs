@@ -91,9 +91,31 @@ settings! {
     PrometheusEventDelayBucketsSeconds = "PROMETHEUS_EVENT_DELAY_BUCKETS_SECONDS", "prometheus-event-delay-buckets-seconds", Some("0.01,0.05,0.1,0.5,1,5,10,30,60,120,300,600"), plain, "Buckets of dashstream_exporter_event_delay_seconds (seconds from the producer's stamp to the event being applied)";
     PrometheusMetricsEndpointBuckets = "PROMETHEUS_METRICS_ENDPOINT_BUCKETS", "prometheus-metrics-endpoint-buckets", Some("0.001,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1"), plain, "Buckets of dashstream_exporter_metrics_endpoint_duration_seconds";
     RustLog = "RUST_LOG", "log-level", Some("info"), plain, "Log level: error, warn, info, debug, trace or off";
+    WebListenAddress = "WEB_LISTEN_ADDRESS", "web.listen-address", None, plain, "Address the HTTP server listens on, as the exporter-toolkit flag: host:port, [::]:9190, or :9190 for every interface; repeat the flag (or separate with commas) for several. Unset: METRICS_BIND_IP:METRICS_PORT";
+    WebSystemdSocket = "WEB_SYSTEMD_SOCKET", "web.systemd-socket", None, plain, "Listen on the sockets systemd passes (socket activation, LISTEN_FDS) instead of any address: the flag takes no value; the variable true or false";
+}
+
+/// How a setting's flag is given on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagKind {
+    /// `--flag VALUE`, once.
+    Value,
+    /// `--flag VALUE`, any number of times: the values joined by commas, as the variable takes them.
+    Repeated,
+    /// `--flag` alone: "true".
+    Switch,
 }
 
 impl Setting {
+    /// How the flag is given: most take one value.
+    pub fn flag_kind(self) -> FlagKind {
+        match self {
+            Setting::WebListenAddress => FlagKind::Repeated,
+            Setting::WebSystemdSocket => FlagKind::Switch,
+            _ => FlagKind::Value,
+        }
+    }
+
     /// The environment variable.
     pub fn env(self) -> &'static str {
         self.spec().env
