@@ -15,41 +15,6 @@ use std::process::{Command, Stdio};
 
 use common::BIN;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("the openssl command");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA (ca.crt) and a server certificate and key signed by it (server.crt, server.key), in `dir`.
-fn make_pki(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"];
-    openssl(
-        dir,
-        &[&["req", "-x509"], &ec[..], &["-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=test CA"]].concat(),
-    );
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"],
-            &ec[..],
-            &[
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.crt",
-                "-subj",
-                "/CN=localhost",
-            ],
-            &["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        ]
-        .concat(),
-    );
-}
-
 /// Replaces each `@file@` line by the file's lines, indented as the placeholder was.
 fn fill(text: &str, dir: &Path) -> String {
     let mut out = String::new();
@@ -101,7 +66,7 @@ fn cases() -> Vec<Case> {
 fn every_file_is_accepted_or_refused_as_its_header_says_and_as_the_toolkit_does() {
     let dir = std::env::temp_dir().join(format!("dfe-webconfig-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    make_pki(&dir);
+    common::pki::Pki::new(&dir);
     let cases = cases();
     let mut failures = Vec::new();
     let mut as_toolkit = 0;
