@@ -2,8 +2,8 @@
 //! command's typed arguments and its [`RawSettings`].
 //!
 //! A command lists, and accepts, only the settings it reads: the daemon, `demo` and `check-config` all of
-//! them; `produce` and `tail` the Kafka connection and security ones ([`TOOL_SETTINGS`]); `healthcheck` and
-//! `mock-broker` none. The daemon's flags go before any subcommand, a subcommand's after it.
+//! them; `produce` and `tail` the Kafka connection and security ones ([`TOOL_SETTINGS`]); `healthcheck`
+//! `--web.config.file` (and `METRICS_PORT` from the environment) besides its own; `mock-broker` none. The daemon's flags go before any subcommand, a subcommand's after it.
 
 use std::ffi::OsString;
 use std::time::Duration;
