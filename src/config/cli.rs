@@ -378,6 +378,11 @@ fn given<T: Clone + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> T {
     m.get_one::<T>(id).cloned().expect("the argument has a default")
 }
 
+/// A subcommand's own flag, else its variable; empty counts as unset.
+fn own_or_env(m: &ArgMatches, id: &str, env: impl Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    m.get_one::<String>(id).cloned().or_else(|| env(var)).filter(|v| !v.is_empty())
+}
+
 /// Parses `args` (the program name first), reading variables through `env`.
 pub fn parse_from<I, T>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Invocation, clap::Error>
 where
@@ -425,19 +430,9 @@ where
                 |id| m.try_get_one::<String>(id).ok().flatten().cloned(),
                 &env,
             ),
-            ca_file: m
-                .get_one::<String>("ca-file")
-                .cloned()
-                .or_else(|| env("HEALTHCHECK_CA_FILE"))
-                .filter(|p| !p.is_empty())
-                .map(Into::into),
-            user: m.get_one::<String>("user").cloned().or_else(|| env("HEALTHCHECK_USER")).filter(|u| !u.is_empty()),
-            password_file: m
-                .get_one::<String>("password-file")
-                .cloned()
-                .or_else(|| env("HEALTHCHECK_PASSWORD_FILE"))
-                .filter(|p| !p.is_empty())
-                .map(Into::into),
+            ca_file: own_or_env(m, "ca-file", &env, "HEALTHCHECK_CA_FILE").map(Into::into),
+            user: own_or_env(m, "user", &env, "HEALTHCHECK_USER"),
+            password_file: own_or_env(m, "password-file", &env, "HEALTHCHECK_PASSWORD_FILE").map(Into::into),
             password: env("HEALTHCHECK_PASSWORD").filter(|p| !p.is_empty()),
         }),
         Some(("check-config", m)) => Invocation::CheckConfig(raw_settings(m, Setting::ALL, env)),

@@ -63,34 +63,26 @@ fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecy
             c.config.headers.iter().filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok()).collect()
         })
         .unwrap_or_default();
-    let with_extra = |mut resp: Response<std::io::Cursor<Vec<u8>>>| {
+    let send = |req: Request, mut resp: Response<std::io::Cursor<Vec<u8>>>| {
         for h in &extra {
             resp = resp.with_header(h.clone());
         }
-        resp
+        if let Err(e) = req.respond(resp) {
+            debug!("http response not sent: {e}");
+        }
     };
     if let (Some(web), Some(current)) = (web, &current) {
         // `rate_limit` first, as the toolkit: a refused request costs no bcrypt run.
         if current.limiter.as_ref().is_some_and(|l| !l.allow()) {
             web.rate_limited.inc();
-            let resp = Response::from_string("Too Many Requests\n")
-                .with_status_code(429)
-                .with_header(header("Content-Type", "text/plain; charset=utf-8"));
-            if let Err(e) = req.respond(with_extra(resp)) {
-                debug!("http response not sent: {e}");
-            }
-            return;
+            let text = header("Content-Type", "text/plain; charset=utf-8");
+            return send(req, Response::from_string("Too Many Requests\n").with_status_code(429).with_header(text));
         }
         let auth = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
         if !check_basic_auth(auth, &current.config.users, &web.cache) {
             web.auth_failures.inc();
-            let resp = Response::from_string("Unauthorized\n")
-                .with_status_code(401)
-                .with_header(header("WWW-Authenticate", "Basic"));
-            if let Err(e) = req.respond(with_extra(resp)) {
-                debug!("http response not sent: {e}");
-            }
-            return;
+            let basic = header("WWW-Authenticate", "Basic");
+            return send(req, Response::from_string("Unauthorized\n").with_status_code(401).with_header(basic));
         }
     }
     let path = req.url().split('?').next().unwrap_or("").to_string();
@@ -109,9 +101,7 @@ fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecy
             _ => Response::from_string(landing_page()).with_header(header("Content-Type", "text/html; charset=utf-8")),
         }
     };
-    if let Err(e) = req.respond(with_extra(resp)) {
-        debug!("http response not sent: {e}");
-    }
+    send(req, resp)
 }
 
 fn status_page(ok: bool, yes: &str, no: &str) -> Response<std::io::Cursor<Vec<u8>>> {
