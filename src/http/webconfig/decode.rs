@@ -143,8 +143,11 @@ pub(super) fn go_duration(s: &str) -> Option<Duration> {
         };
         rest = &rest[unit_end..];
         let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-        let frac_ns =
-            if frac.is_empty() { 0 } else { frac.parse::<u128>().ok()? * scale / 10u128.pow(frac.len() as u32) };
+        let frac_ns = if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<u128>().ok()?.checked_mul(scale)? / 10u128.pow(frac.len() as u32)
+        };
         total = total.checked_add(whole.checked_mul(scale)?.checked_add(frac_ns)?)?;
     }
     if negative {
@@ -182,6 +185,8 @@ mod tests {
         assert_eq!(d("250ms"), Some(250_000_000));
         assert_eq!(d("10us"), Some(10_000));
         assert_eq!(d("-1s"), Some(0));
+        assert_eq!(d(".5s"), Some(500_000_000));
+        assert_eq!(d("0.123456789123456789123456789h"), None, "overflows u128 on the way: refused, no panic");
         for bad in ["", "1", "s", "1x", "1.2.3s", "one second", "1s ", "."] {
             assert_eq!(d(bad), None, "{bad:?}");
         }
