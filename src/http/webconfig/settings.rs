@@ -20,8 +20,8 @@ pub struct RateLimitConfig {
     pub burst: u32,
 }
 
-/// A parsed web config.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A parsed web config. `Debug` is the summary: never a hash, even one inside a path or a user name.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebConfig {
     pub tls: Option<TlsConfig>,
     pub users: Users,
@@ -31,6 +31,12 @@ pub struct WebConfig {
     pub headers: Vec<(&'static str, String)>,
     /// `rate_limit` with a non-zero interval.
     pub rate_limit: Option<RateLimitConfig>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebConfig({})", self.summary())
+    }
 }
 
 impl Default for WebConfig {

@@ -118,11 +118,11 @@ pub enum Pem {
     Inline(String),
 }
 
-/// Paths are shown, inline PEM is not (it may be a private key).
+/// Paths are shown (hashes masked), inline PEM is not (it may be a private key).
 impl fmt::Debug for Pem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Pem::File(p) => write!(f, "File({p:?})"),
+            Pem::File(p) => write!(f, "File({})", quote(&p.display().to_string())),
             Pem::Inline(_) => f.write_str("Inline(..)"),
         }
     }
