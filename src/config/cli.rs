@@ -3,7 +3,7 @@
 //!
 //! A command lists, and accepts, only the settings it reads: the daemon, `demo` and `check-config` all of
 //! them; `produce` and `tail` the Kafka connection and security ones ([`TOOL_SETTINGS`]); `healthcheck`
-//! `--web.config.file` (and `METRICS_PORT` from the environment) besides its own; `mock-broker` none. The daemon's flags go before any subcommand, a subcommand's after it.
+//! `--web.config.file` (and `METRICS_PORT`, `WEB_LISTEN_ADDRESS` from the environment) besides its own; `mock-broker` none. The daemon's flags go before any subcommand, a subcommand's after it.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -99,7 +99,7 @@ pub struct HealthcheckArgs {
     /// `--url`; without it the daemon's port (`METRICS_PORT`, from `settings`) on loopback.
     pub url: Option<String>,
     pub timeout: Duration,
-    /// `METRICS_PORT` and `WEB_CONFIG_FILE` (`--web.config.file`).
+    /// `METRICS_PORT`, `WEB_LISTEN_ADDRESS` (the variable) and `WEB_CONFIG_FILE` (`--web.config.file`).
     pub settings: RawSettings,
     /// `--ca-file` / `HEALTHCHECK_CA_FILE`: certificates to trust instead of the web config's own.
     pub ca_file: Option<std::path::PathBuf>,
@@ -426,7 +426,7 @@ where
             url: m.get_one::<String>("url").cloned(),
             timeout: Duration::from_secs(given(m, "timeout")),
             settings: RawSettings::collect(
-                &[Setting::MetricsPort, Setting::WebConfigFile],
+                &[Setting::MetricsPort, Setting::WebConfigFile, Setting::WebListenAddress],
                 |id| m.try_get_one::<String>(id).ok().flatten().cloned(),
                 &env,
             ),

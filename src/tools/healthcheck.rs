@@ -19,7 +19,7 @@ use openssl::x509::verify::X509VerifyFlags;
 use openssl::x509::X509;
 
 use crate::config::cli::HealthcheckArgs;
-use crate::config::{RawSettings, Setting};
+use crate::config::{ListenAddr, RawSettings, Setting};
 use crate::http::webconfig::{load_file, Pem};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -110,16 +110,29 @@ fn client(args: &HealthcheckArgs) -> Result<(Client, bool), CheckError> {
     Ok((client, tls.is_some()))
 }
 
-/// The daemon's readiness URL on loopback: `METRICS_PORT` when it is a valid port, else 9190; https when
-/// the web config turns TLS on.
+/// The daemon's readiness URL on loopback: the first `WEB_LISTEN_ADDRESS` when set (its host unless that is
+/// an any-address), else `METRICS_PORT` when it is a valid port, else 9190; https when the web config turns
+/// TLS on.
 pub fn default_url(settings: &RawSettings, tls: bool) -> String {
-    let port = settings
-        .get(Setting::MetricsPort)
-        .map(|(p, _)| p)
-        .filter(|p| p.parse::<u16>().is_ok())
-        .unwrap_or_else(|| "9190".into());
     let scheme = if tls { "https" } else { "http" };
-    format!("{scheme}://127.0.0.1:{port}/-/ready")
+    let first = settings.get(Setting::WebListenAddress).and_then(|(list, _)| {
+        list.split(',').next().and_then(|a| crate::config::http::parse_listen_address(a.trim()).ok())
+    });
+    let hostport = match first {
+        Some(ListenAddr::Socket(a)) if a.ip().is_unspecified() && a.is_ipv6() => format!("[::1]:{}", a.port()),
+        Some(ListenAddr::Socket(a)) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        Some(ListenAddr::Socket(a)) => a.to_string(),
+        Some(ListenAddr::AnyHost(port)) => format!("127.0.0.1:{port}"),
+        None => {
+            let port = settings
+                .get(Setting::MetricsPort)
+                .map(|(p, _)| p)
+                .filter(|p| p.parse::<u16>().is_ok())
+                .unwrap_or_else(|| "9190".into());
+            format!("127.0.0.1:{port}")
+        }
+    };
+    format!("{scheme}://{hostport}/-/ready")
 }
 
 /// Splits `http[s]://host[:port][/path]` into (TLS?, host:port, path).
@@ -248,5 +261,21 @@ mod tests {
         assert_eq!(url("9300", true), "https://127.0.0.1:9300/-/ready");
         assert_eq!(url("", false), "http://127.0.0.1:9190/-/ready");
         assert_eq!(url("not-a-port", false), "http://127.0.0.1:9190/-/ready");
+        let listen = |list: &str| {
+            let list = list.to_string();
+            default_url(
+                &RawSettings::from_env(|k| match k {
+                    "WEB_LISTEN_ADDRESS" => Some(list.clone()),
+                    "METRICS_PORT" => Some("9300".into()),
+                    _ => None,
+                }),
+                false,
+            )
+        };
+        assert_eq!(listen("10.1.2.3:9400,:9500"), "http://10.1.2.3:9400/-/ready");
+        assert_eq!(listen(":9500"), "http://127.0.0.1:9500/-/ready");
+        assert_eq!(listen("[::]:9600"), "http://[::1]:9600/-/ready");
+        assert_eq!(listen("0.0.0.0:9700"), "http://127.0.0.1:9700/-/ready");
+        assert_eq!(listen("bogus"), "http://127.0.0.1:9300/-/ready");
     }
 }
