@@ -196,6 +196,27 @@ fn inline_pem_client_allowed_sans_ciphers_and_curves_and_their_reload() {
 }
 
 #[test]
+fn min_and_max_version_bound_the_handshake_from_tls10_to_tls13() {
+    let dir = temp("versions");
+    let pki = Pki::new(&dir);
+    let cfg = dir.join("web.yml");
+    let base = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    write(&cfg, &format!("{base}  min_version: TLS10\n  max_version: TLS11\n"));
+    let e = start(&cfg, &[]);
+    // The client's OpenSSL refuses TLS 1.0/1.1 above security level 0 too.
+    let at = |v: &str| {
+        let flag = format!("--tlsv{v}");
+        https(e.port, "/-/healthy", &pki, &[&flag, "--tls-max", v, "--ciphers", "DEFAULT:@SECLEVEL=0"]).status
+    };
+    wait("TLS up", &e, || at("1.0") == 200);
+    assert_eq!([at("1.0"), at("1.1"), at("1.2"), at("1.3")], [200, 200, 0, 0]);
+    write(&cfg, &format!("{base}  min_version: TLS13\n"));
+    wait("versions reloaded", &e, || at("1.1") == 0);
+    assert_eq!([at("1.0"), at("1.1"), at("1.2"), at("1.3")], [0, 0, 0, 200]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn verify_without_a_client_ca_trusts_the_system_roots() {
     let dir = temp("roots");
     let pki = Pki::new(&dir);

@@ -361,9 +361,28 @@ pub fn build_acceptor(t: &TlsConfig) -> Result<SslAcceptor, WebConfigError> {
         .iter()
         .filter_map(|n| CIPHER_SUITES.iter().find(|(g, _)| g == n).and_then(|(_, o)| *o))
         .collect();
-    if !tls12.is_empty() {
-        b.set_cipher_list(&tls12.join(":"))
-            .map_err(|err| WebConfigError(format!("tls_server_config.cipher_suites: {err}")))?;
+    // TLS 1.0 and 1.1 need suites they can use (Go's defaults: the ECDHE AEAD ones, then the CBC ones; the
+    // default list here is AEAD only) and OpenSSL 3's security level 0, below which they are refused.
+    let legacy = t.min_version < TlsVersion::Tls12;
+    let go_defaults = || {
+        let all = CIPHER_SUITES.iter().filter_map(|(g, o)| o.map(|o| (g.ends_with("_CBC_SHA"), o)));
+        let (cbc, aead): (Vec<_>, Vec<_>) = all.partition(|(cbc, _)| *cbc);
+        aead.into_iter().chain(cbc).map(|(_, o)| o).collect::<Vec<&str>>()
+    };
+    let list = match (tls12.is_empty(), legacy) {
+        (false, _) => Some(tls12.join(":")),
+        (true, true) => Some(go_defaults().join(":")),
+        (true, false) => None,
+    };
+    if legacy {
+        // Mozilla's intermediate profile, which this context starts from, switches both off.
+        b.clear_options(SslOptions::NO_TLSV1 | SslOptions::NO_TLSV1_1);
+    }
+    if let Some(mut list) = list {
+        if legacy {
+            list.push_str(":@SECLEVEL=0");
+        }
+        b.set_cipher_list(&list).map_err(|err| WebConfigError(format!("tls_server_config.cipher_suites: {err}")))?;
     }
     if !t.curve_preferences.is_empty() {
         let groups: Vec<&str> =
