@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dashflow_prometheus_exporter::config::{Config, RawSettings};
+use dashflow_prometheus_exporter::config::{Config, Listen, ListenAddr, RawSettings};
 use dashflow_prometheus_exporter::http;
 use dashflow_prometheus_exporter::metrics::{unix_now, Applier};
 use dashflow_prometheus_exporter::runtime::shutdown::Lifecycle;
@@ -124,8 +124,7 @@ fn main() {
     let scrapes: usize =
         std::env::var("SCRAPES").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 3 } else { 200 });
     let mut http_cfg = Config::from_raw(&RawSettings::default()).expect("default config").http;
-    http_cfg.bind_ip = [127, 0, 0, 1].into();
-    http_cfg.port = 0;
+    http_cfg.listen = Listen::Addresses(vec![ListenAddr::Socket(SocketAddr::from(([127, 0, 0, 1], 0)))]);
     println!(
         "scrape latency over HTTP, {scrapes} scrapes at 20/s per case (keep-alive, gzip), {} request threads",
         http_cfg.threads

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use dashflow_prometheus_exporter::config::{Buckets, Config, RawSettings};
+use dashflow_prometheus_exporter::config::{Buckets, Config, Listen, ListenAddr, RawSettings};
 use dashflow_prometheus_exporter::http;
 use dashflow_prometheus_exporter::http::webconfig::{check_basic_auth, parse, AuthCache};
 use dashflow_prometheus_exporter::metrics::Metrics;
@@ -143,8 +143,7 @@ fn main() {
     println!("{:<18} {:>9} {:>9} {:>9} {:>12}", "case", "p50 ms", "p99 ms", "max ms", "requests/s");
     for (name, web, tls, auth) in cases {
         let mut cfg = Config::from_raw(&RawSettings::default()).expect("default config").http;
-        cfg.bind_ip = [127, 0, 0, 1].into();
-        cfg.port = 0;
+        cfg.listen = Listen::Addresses(vec![ListenAddr::Socket(SocketAddr::from(([127, 0, 0, 1], 0)))]);
         cfg.web_config = web.map(|text| {
             let p: PathBuf = dir.join(format!("{}.yml", name.replace(' ', "_")));
             std::fs::write(&p, text).unwrap();

@@ -140,7 +140,10 @@ fn each_command_lists_exactly_the_flags_it_reads() {
         (&["check-config", "--help"], &every_setting | &flags(&["--help"])),
         (&["produce", "--help"], &kafka_client | &produce),
         (&["tail", "--help"], &kafka_client | &tail),
-        (&["healthcheck", "--help"], flags(&["--url", "--timeout", "--help"])),
+        (
+            &["healthcheck", "--help"],
+            flags(&["--url", "--timeout", "--web.config.file", "--ca-file", "--user", "--password-file", "--help"]),
+        ),
         (&["mock-broker", "--help"], flags(&["--topic", "--partitions", "--brokers", "--help"])),
     ];
     for (args, want) in cases {

@@ -329,7 +329,7 @@ fn tls_scrape_verified_with_the_test_ca_and_plain_http_gets_nothing() {
     assert!(err.contains("certificate verify failed"), "{err}");
     assert_eq!(tls_get(e.port, "/metrics", me, &[]).unwrap().0.status, 200, "still serving");
     let logs = e.logs();
-    assert!(logs.contains("TLS on (cert_file="), "{logs}");
+    assert!(logs.contains("TLS on (cert="), "{logs}");
     assert!(!logs.contains("PRIVATE KEY"), "{logs}");
 }
 
@@ -507,9 +507,12 @@ fn invalid_web_config_exits_2_naming_the_file_and_key_and_check_config_shows_no_
     let (code, stdout, stderr) = run_binary(&["check-config"], &cfg);
     assert_eq!(code, 0, "{stderr}");
     let want = format!(
-        "web config {}: TLS on (cert_file={}, client_auth_type=NoClientCert), basic auth on (1 user: alice)",
+        "web config {}: TLS on (cert={}, key={}, versions=TLS12..TLS13, cipher_suites=default, \
+         prefer_server_cipher_suites=true, curve_preferences=default, client_auth_type=NoClientCert), \
+         http2=true (served: HTTP/1.1), headers: none, rate limit off, basic auth on (1 user: alice)",
         cfg.display(),
-        dir.path("s.crt").display()
+        dir.path("s.crt").display(),
+        dir.path("s.key").display()
     );
     assert!(stdout.contains(&want), "{stdout}");
     assert!(stdout.contains(&format!("WEB_CONFIG_FILE={} (env)", cfg.display())), "{stdout}");

@@ -1,16 +1,19 @@
-//! The `--web.config.file` side of src/http/webconfig/: the YAML-subset parser and the `Authorization: Basic`
-//! header decoder (the bcrypt check itself is a library call, deliberately far too slow to fuzz).
+//! The `--web.config.file` side of src/http/webconfig/: `parse` (saphyr-parser's events into the line-numbered
+//! tree of `node`, then the strict decoding of every toolkit section) and the `Authorization: Basic` header
+//! decoder (the bcrypt check itself is a library call, deliberately far too slow to fuzz).
 //!
 //! The first byte picks what the rest is: even → the text of a web config file, odd → a header value.
-//! Findings: a panic; a parse error whose message repeats a bcrypt hash of the input (errors name the line
-//! and key, never a hash); a summary of an accepted config that contains a hash; a decoded header that does
-//! not round-trip (`Basic base64(user:password)` must give back the same user and password).
+//! Findings: a panic (or a stack overflow, a hang or runaway memory on nesting and alias bombs); a parse
+//! error whose message repeats a bcrypt hash of the input (errors name the line and key, never a hash) or
+//! does not name a line; a summary or `Debug` of an accepted config that contains a hash or inline key text;
+//! a decoded header that does not round-trip (`Basic base64(user:password)` must give back the same user and
+//! password).
 #![no_main]
 
 use std::path::Path;
 
 use base64::Engine as _;
-use dashflow_prometheus_exporter::http::webconfig::{is_bcrypt_hash, parse, parse_basic_auth};
+use dashflow_prometheus_exporter::http::webconfig::{is_bcrypt_hash, parse, parse_basic_auth, Pem};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,14 +26,25 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         match parse(text, Path::new("/nonexistent/web")) {
             Ok(cfg) => {
-                let summary = cfg.summary();
+                let shown = format!("{} {cfg:?}", cfg.summary());
                 for h in &hashes {
-                    assert!(!summary.contains(h), "summary repeats a hash: {summary:?}");
+                    assert!(!shown.contains(h), "summary or Debug repeats a hash: {shown:?}");
+                }
+                // Inline PEM never shapes what is shown: the same config with other inline text shows the same.
+                if cfg.tls.is_some() {
+                    let mut other = cfg.clone();
+                    let tls = other.tls.as_mut().expect("cloned");
+                    for pem in [&mut tls.cert, &mut tls.key] {
+                        if let Pem::Inline(text) = pem {
+                            *text = format!("other {}", text.len());
+                        }
+                    }
+                    assert_eq!(format!("{} {other:?}", other.summary()), shown, "inline PEM shown");
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
-                assert!(!msg.is_empty(), "an error says what is wrong");
+                assert!(msg.starts_with("line "), "an error names the line: {msg:?}");
                 for h in &hashes {
                     assert!(!msg.contains(h), "error repeats a hash: {msg:?}");
                 }

@@ -2,8 +2,8 @@
 //! command's typed arguments and its [`RawSettings`].
 //!
 //! A command lists, and accepts, only the settings it reads: the daemon, `demo` and `check-config` all of
-//! them; `produce` and `tail` the Kafka connection and security ones ([`TOOL_SETTINGS`]); `healthcheck` and
-//! `mock-broker` none. The daemon's flags go before any subcommand, a subcommand's after it.
+//! them; `produce` and `tail` the Kafka connection and security ones ([`TOOL_SETTINGS`]); `healthcheck`
+//! `--web.config.file` (and `METRICS_PORT`, `WEB_LISTEN_ADDRESS` from the environment) besides its own; `mock-broker` none. The daemon's flags go before any subcommand, a subcommand's after it.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 
 use super::raw::RawSettings;
-use super::setting::Setting;
+use super::setting::{FlagKind, Setting};
 
 /// What `produce` and `tail` read (what `ToolConfig` validates); their `--brokers` and `--topic` are the
 /// flags of the first two.
@@ -99,7 +99,16 @@ pub struct HealthcheckArgs {
     /// `--url`; without it the daemon's port (`METRICS_PORT`, from `settings`) on loopback.
     pub url: Option<String>,
     pub timeout: Duration,
+    /// `METRICS_PORT`, `WEB_LISTEN_ADDRESS` (the variable) and `WEB_CONFIG_FILE` (`--web.config.file`).
     pub settings: RawSettings,
+    /// `--ca-file` / `HEALTHCHECK_CA_FILE`: certificates to trust instead of the web config's own.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `--user` / `HEALTHCHECK_USER`.
+    pub user: Option<String>,
+    /// `--password-file` / `HEALTHCHECK_PASSWORD_FILE`.
+    pub password_file: Option<std::path::PathBuf>,
+    /// `HEALTHCHECK_PASSWORD` (a variable only: flags show in `ps`).
+    pub password: Option<String>,
 }
 
 #[derive(Debug)]
@@ -116,7 +125,21 @@ fn setting_arg(s: Setting) -> Arg {
     if let Some(d) = s.default() {
         help.push_str(&format!(" [default: {d}]"));
     }
-    Arg::new(s.env()).long(s.flag()).value_name("VALUE").help(help).help_heading("Configuration")
+    let arg = Arg::new(s.env()).long(s.flag()).help(help).help_heading("Configuration");
+    match s.flag_kind() {
+        FlagKind::Value => arg.value_name("VALUE"),
+        FlagKind::Repeated => arg.value_name("VALUE").action(ArgAction::Append),
+        FlagKind::Switch => arg.action(ArgAction::SetTrue),
+    }
+}
+
+/// A flag's value as the variable would hold it: repeated values joined by commas, a switch as "true".
+fn flag_value(m: &ArgMatches, id: &str) -> Option<String> {
+    match Setting::ALL.iter().find(|s| s.env() == id).map(|s| s.flag_kind()) {
+        Some(FlagKind::Repeated) => m.get_many::<String>(id).map(|v| v.cloned().collect::<Vec<_>>().join(",")),
+        Some(FlagKind::Switch) => m.get_flag(id).then(|| "true".to_string()),
+        _ => m.get_one::<String>(id).cloned(),
+    }
 }
 
 /// The flag of a secret setting's file twin (`--kafka-sasl-password-file`); its id is the twin variable's name.
@@ -143,7 +166,7 @@ fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
 /// The raw values of `settings` (all defined on the command that produced `m`, with their file twins): flags,
 /// then variables.
 fn raw_settings(m: &ArgMatches, settings: &[Setting], env: impl Fn(&str) -> Option<String>) -> RawSettings {
-    RawSettings::collect(settings, |id| m.get_one::<String>(id).cloned(), env)
+    RawSettings::collect(settings, |id| flag_value(m, id), env)
 }
 
 fn ratio(name: &'static str, default: &'static str, help: &'static str) -> Arg {
@@ -304,6 +327,20 @@ fn healthcheck() -> Command {
                 .default_value("3")
                 .help("Seconds"),
         )
+        .arg(setting_arg(Setting::WebConfigFile).help(
+            "The daemon's web config: TLS on means https (trusting the certificate it configures), users mean \
+             basic auth [env: WEB_CONFIG_FILE]",
+        ))
+        .arg(
+            Arg::new("ca-file").long("ca-file").value_name("PATH").help(
+                "PEM certificates to trust instead of the web config's own certificate [env: HEALTHCHECK_CA_FILE]",
+            ),
+        )
+        .arg(Arg::new("user").long("user").value_name("NAME").help("Basic auth user [env: HEALTHCHECK_USER]"))
+        .arg(Arg::new("password-file").long("password-file").value_name("PATH").help(
+            "File holding the basic auth password (one trailing newline removed) [env: HEALTHCHECK_PASSWORD_FILE; \
+             or the password itself in HEALTHCHECK_PASSWORD]",
+        ))
 }
 
 fn check_config() -> Command {
@@ -339,6 +376,11 @@ pub fn command() -> Command {
 /// A value of an argument that has a default.
 fn given<T: Clone + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> T {
     m.get_one::<T>(id).cloned().expect("the argument has a default")
+}
+
+/// A subcommand's own flag, else its variable; empty counts as unset.
+fn own_or_env(m: &ArgMatches, id: &str, env: impl Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    m.get_one::<String>(id).cloned().or_else(|| env(var)).filter(|v| !v.is_empty())
 }
 
 /// Parses `args` (the program name first), reading variables through `env`.
@@ -383,7 +425,15 @@ where
         Some(("healthcheck", m)) => Invocation::Healthcheck(HealthcheckArgs {
             url: m.get_one::<String>("url").cloned(),
             timeout: Duration::from_secs(given(m, "timeout")),
-            settings: RawSettings::collect(&[Setting::MetricsPort], |_| None, env),
+            settings: RawSettings::collect(
+                &[Setting::MetricsPort, Setting::WebConfigFile, Setting::WebListenAddress],
+                |id| m.try_get_one::<String>(id).ok().flatten().cloned(),
+                &env,
+            ),
+            ca_file: own_or_env(m, "ca-file", &env, "HEALTHCHECK_CA_FILE").map(Into::into),
+            user: own_or_env(m, "user", &env, "HEALTHCHECK_USER"),
+            password_file: own_or_env(m, "password-file", &env, "HEALTHCHECK_PASSWORD_FILE").map(Into::into),
+            password: env("HEALTHCHECK_PASSWORD").filter(|p| !p.is_empty()),
         }),
         Some(("check-config", m)) => Invocation::CheckConfig(raw_settings(m, Setting::ALL, env)),
         Some(("mock-broker", m)) => Invocation::MockBroker(MockBrokerArgs {

@@ -2,7 +2,7 @@
 //! (TLS and basic auth). The file is read and its certificates loaded here, at validation, so a broken file
 //! is reported with every other problem before anything starts.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,8 +10,34 @@ use super::check::Checker;
 use super::setting::Setting;
 use crate::http::webconfig::WebConfigFile;
 
+/// Where the HTTP server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// `--web.listen-address` (each once), else `METRICS_BIND_IP:METRICS_PORT`.
+    Addresses(Vec<ListenAddr>),
+    /// `--web.systemd-socket`: the sockets systemd passes.
+    Systemd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Socket(SocketAddr),
+    /// `:PORT`: every interface, IPv6 and IPv4 (IPv4 only where the host has no IPv6), as Go listens.
+    AnyHost(u16),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Socket(a) => write!(f, "{a}"),
+            ListenAddr::AnyHost(p) => write!(f, ":{p}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
+    pub listen: Listen,
     pub bind_ip: IpAddr,
     pub port: u16,
     pub threads: usize,
@@ -44,8 +70,74 @@ impl HttpConfig {
                 }
             },
         };
-        HttpConfig { bind_ip, port, threads, max_connections, timeout, header_timeout, shutdown_linger, web_config }
+        let listen = listen(c, bind_ip, port);
+        HttpConfig {
+            listen,
+            bind_ip,
+            port,
+            threads,
+            max_connections,
+            timeout,
+            header_timeout,
+            shutdown_linger,
+            web_config,
+        }
     }
+}
+
+/// `--web.systemd-socket`, else `--web.listen-address`, else the bind address and port.
+fn listen(c: &mut Checker<'_>, bind_ip: IpAddr, port: u16) -> Listen {
+    let systemd = match c.explicit(Setting::WebSystemdSocket).as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            c.fail(Setting::WebSystemdSocket, other, "expected true or false (the flag takes no value)");
+            false
+        }
+    };
+    let addresses = match c.explicit(Setting::WebListenAddress) {
+        None => vec![ListenAddr::Socket(SocketAddr::new(bind_ip, port))],
+        Some(list) => {
+            let mut out = Vec::new();
+            for a in list.split(',').map(str::trim) {
+                match parse_listen_address(a) {
+                    Ok(l) if !out.contains(&l) => out.push(l),
+                    Ok(_) => {}
+                    Err(e) => c.fail(Setting::WebListenAddress, a, e),
+                }
+            }
+            out
+        }
+    };
+    if systemd {
+        Listen::Systemd
+    } else {
+        Listen::Addresses(addresses)
+    }
+}
+
+/// One `--web.listen-address`: `host:port` (a name resolves to its first address, IPv4 first), `[v6]:port`,
+/// or `:port`.
+pub fn parse_listen_address(s: &str) -> Result<ListenAddr, String> {
+    const ALLOWED: &str =
+        "expected host:port, [IPv6]:port or :port (port 0..65535), e.g. 0.0.0.0:9190, [::]:9190 or :9190";
+    if let Some(port) = s.strip_prefix(':') {
+        return port.parse::<u16>().map(ListenAddr::AnyHost).map_err(|_| ALLOWED.to_string());
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(ListenAddr::Socket(a));
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| ALLOWED.to_string())?;
+    if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
+        return Err(ALLOWED.to_string());
+    }
+    let addrs: Vec<SocketAddr> = s.to_socket_addrs().map_err(|e| format!("cannot resolve {host:?}: {e}"))?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .map(|a| ListenAddr::Socket(*a))
+        .ok_or_else(|| format!("{host:?} resolves to no address"))
 }
 
 /// An IPv4 or IPv6 literal; brackets around an IPv6 one are allowed (`[::1]`).
@@ -78,6 +170,35 @@ mod tests {
     fn bracketed_ipv6_bind_address_is_accepted() {
         assert_eq!(ok(&[("METRICS_BIND_IP", "[::1]")]).http.bind_ip.to_string(), "::1");
         assert_eq!(ok(&[("METRICS_BIND_IP", "::")]).http.bind_ip.to_string(), "::");
+    }
+
+    #[test]
+    fn listen_addresses_as_the_toolkit_writes_them() {
+        use super::{Listen, ListenAddr};
+        let sock = |s: &str| ListenAddr::Socket(s.parse().unwrap());
+        assert_eq!(ok(&[]).http.listen, Listen::Addresses(vec![sock("0.0.0.0:9190")]));
+        assert_eq!(
+            ok(&[("METRICS_BIND_IP", "127.0.0.1"), ("METRICS_PORT", "9300")]).http.listen,
+            Listen::Addresses(vec![sock("127.0.0.1:9300")])
+        );
+        assert_eq!(
+            ok(&[("WEB_LISTEN_ADDRESS", "127.0.0.1:9191, [::]:9192,:9193,localhost:9194,:9193")]).http.listen,
+            Listen::Addresses(vec![
+                sock("127.0.0.1:9191"),
+                sock("[::]:9192"),
+                ListenAddr::AnyHost(9193),
+                sock("127.0.0.1:9194")
+            ])
+        );
+        assert_eq!(ok(&[("WEB_SYSTEMD_SOCKET", "true"), ("WEB_LISTEN_ADDRESS", ":1")]).http.listen, Listen::Systemd);
+        for bad in ["9190", "1.2.3.4", ":99999", "[::1]", "host:port", "a:b:1"] {
+            let e = errs(&[("WEB_LISTEN_ADDRESS", bad)]);
+            assert_eq!(e.len(), 1, "{bad}");
+            assert_eq!((e[0].setting.env(), e[0].value.as_str()), ("WEB_LISTEN_ADDRESS", bad));
+            assert!(e[0].allowed.starts_with("expected host:port"), "{bad}: {}", e[0].allowed);
+        }
+        let e = errs(&[("WEB_SYSTEMD_SOCKET", "yes please")]);
+        assert_eq!((e.len(), e[0].allowed.as_str()), (1, "expected true or false (the flag takes no value)"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use log::LevelFilter;
 
 pub use buckets::{parse_buckets, Buckets};
 pub use check::{ConfigError, ConfigErrors};
-pub use http::HttpConfig;
+pub use http::{HttpConfig, Listen, ListenAddr};
 pub use kafka::{auto_address_family, KafkaConfig, OffsetReset, Secret, SecurityProtocol};
 pub use raw::{Origin, RawSettings};
 pub use remote_write::RemoteWriteConfig;

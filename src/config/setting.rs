@@ -104,9 +104,31 @@ settings! {
     RemoteWriteBasicAuthUsername = "REMOTE_WRITE_BASIC_AUTH_USERNAME", "remote-write.basic-auth.username", None, plain, "Basic auth user name for the receiver (set together with the password)";
     RemoteWriteBasicAuthPassword = "REMOTE_WRITE_BASIC_AUTH_PASSWORD", "remote-write.basic-auth.password", None, secret, "Basic auth password for the receiver (prefer REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE)";
     RemoteWriteBearerTokenFile = "REMOTE_WRITE_BEARER_TOKEN_FILE", "remote-write.bearer-token-file", None, plain, "File holding a bearer token for the receiver (read at start-up; not with basic auth)";
+    WebListenAddress = "WEB_LISTEN_ADDRESS", "web.listen-address", None, plain, "Address the HTTP server listens on, as the exporter-toolkit flag: host:port, [::]:9190, or :9190 for every interface; repeat the flag (or separate with commas) for several. Unset: METRICS_BIND_IP:METRICS_PORT";
+    WebSystemdSocket = "WEB_SYSTEMD_SOCKET", "web.systemd-socket", None, plain, "Listen on the sockets systemd passes (socket activation, LISTEN_FDS) instead of any address: the flag takes no value; the variable true or false";
+}
+
+/// How a setting's flag is given on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagKind {
+    /// `--flag VALUE`, once.
+    Value,
+    /// `--flag VALUE`, any number of times: the values joined by commas, as the variable takes them.
+    Repeated,
+    /// `--flag` alone: "true".
+    Switch,
 }
 
 impl Setting {
+    /// How the flag is given: most take one value.
+    pub fn flag_kind(self) -> FlagKind {
+        match self {
+            Setting::WebListenAddress => FlagKind::Repeated,
+            Setting::WebSystemdSocket => FlagKind::Switch,
+            _ => FlagKind::Value,
+        }
+    }
+
     /// The environment variable.
     pub fn env(self) -> &'static str {
         self.spec().env

@@ -1,4 +1,4 @@
-//! The connection gate: owns the public listener and admits at most `METRICS_MAX_CONNECTIONS` connections,
+//! The connection gate: owns the public listeners and admits at most `METRICS_MAX_CONNECTIONS` connections,
 //! each relayed to tiny_http by a thread of its own.
 //!
 //! tiny_http would give every open connection a thread and no timeouts, so idle or slow clients could
@@ -41,9 +41,9 @@ struct Admitted {
     done: crossbeam_channel::Receiver<()>,
 }
 
-/// The public listener and the limits it admits connections by.
+/// The public listeners and the limits it admits connections by (one cap over all listeners).
 pub(super) struct Gate {
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     /// tiny_http's private socket, which each relay connects to.
     handler: UnixAddr,
     web: Option<Arc<WebState>>,
@@ -53,15 +53,15 @@ pub(super) struct Gate {
 }
 
 impl Gate {
-    /// A gate on `listener` (non-blocking) that relays to tiny_http listening on `handler`.
+    /// A gate on `listeners` (non-blocking) that relays to tiny_http listening on `handler`.
     pub(super) fn new(
-        listener: TcpListener,
+        listeners: Vec<TcpListener>,
         handler: UnixAddr,
         web: Option<Arc<WebState>>,
         max_connections: usize,
         timeouts: Timeouts,
     ) -> Gate {
-        Gate { listener, handler, web, max_connections, timeouts, active: Arc::new(AtomicUsize::new(0)) }
+        Gate { listeners, handler, web, max_connections, timeouts, active: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Connections currently admitted.
@@ -90,10 +90,11 @@ impl Gate {
         // Refused connections linger briefly (answer sent, write side shut) so that closing them with unread
         // request bytes does not reset the connection before the client has read the 503.
         let mut lingering: VecDeque<(TcpStream, Instant)> = VecDeque::new();
+        let mut next = 0;
         while !life.http_stop_requested() {
             reap(&mut lingering);
             self.reap_admitted(&mut admitted);
-            match self.listener.accept() {
+            match self.accept_any(&mut next) {
                 Ok((tcp, peer)) => {
                     if admitted.len() >= self.max_connections {
                         self.evict(&mut admitted, metrics);
@@ -113,7 +114,7 @@ impl Gate {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let busy = !lingering.is_empty() || admitted.len() >= self.max_connections;
-                    wait_readable(&self.listener, if busy { 20 } else { 200 })
+                    wait_readable(&self.listeners, if busy { 20 } else { 200 })
                 }
                 Err(e) => {
                     debug!("http accept: {e}");
@@ -121,6 +122,23 @@ impl Gate {
                 }
             }
         }
+    }
+
+    /// A connection from any listener, taking them in turn so that none starves the others.
+    fn accept_any(&self, next: &mut usize) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+        let n = self.listeners.len();
+        for i in 0..n {
+            let at = (*next + i) % n;
+            match self.listeners[at].accept() {
+                Ok(c) => {
+                    *next = (at + 1) % n;
+                    return Ok(c);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::ErrorKind::WouldBlock.into())
     }
 
     /// Answers 503 (unless TLS is on) and lets the connection linger until the client has read it.
@@ -247,10 +265,11 @@ fn reap(lingering: &mut VecDeque<(TcpStream, Instant)>) {
     lingering.retain(|(tcp, until)| !drain(tcp) && now < *until);
 }
 
-fn wait_readable(fd: &impl AsRawFd, ms: i32) {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut p, 1, ms) };
+fn wait_readable(fds: &[impl AsRawFd], ms: i32) {
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: valid pollfds, as many as passed, for the duration of the call.
+    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
 }
 
 /// Whether a complete plaintext request header (its blank line) is waiting unread in the socket's receive

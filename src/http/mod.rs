@@ -10,12 +10,13 @@ mod client;
 mod conn;
 mod gate;
 mod header_scan;
+mod listen;
 mod relay;
 mod respond;
 mod routes;
 pub mod webconfig;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use log::info;
 use tiny_http::Server;
 
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, Listen};
 use crate::http::webconfig::WebState;
 use crate::metrics::Metrics;
 use crate::runtime::shutdown::Lifecycle;
@@ -38,7 +39,8 @@ pub use routes::{serve, Backend};
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}")]
 pub struct BindError {
-    pub addr: SocketAddr,
+    /// The address, or "systemd sockets".
+    pub addr: String,
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
@@ -48,6 +50,7 @@ pub struct HttpServer {
     /// Its accept thread ends with the process.
     pub server: std::mem::ManuallyDrop<Backend>,
     gate: Gate,
+    /// The first listener's address (each is logged when bound).
     pub addr: SocketAddr,
 }
 
@@ -67,20 +70,32 @@ impl HttpServer {
 /// is dropped and retried only a second later. (The kernel caps it at net.core.somaxconn.)
 const ACCEPT_BACKLOG: i32 = 1024;
 
-/// Binds the public listener and starts tiny_http on a private abstract Unix socket. The web config, if
+/// Binds the public listeners and starts tiny_http on a private abstract Unix socket. The web config, if
 /// any, is the one the settings stage read (`cfg.web_config`): it is not read again here.
 pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
-    let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
-    let err = |e: Box<dyn std::error::Error + Send + Sync>| BindError { addr, source: e };
     let web = cfg.web_config.as_ref().map(|file| {
         info!("web config {}: {}", file.path().display(), file.summary());
         Arc::new(WebState::new(file.clone()))
     });
-    let listener = TcpListener::bind(addr).map_err(|e| err(Box::new(e)))?;
-    // SAFETY: listen(2) on the listener's own socket, which is already listening; only the backlog changes.
-    unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_BACKLOG) };
-    let addr = listener.local_addr().map_err(|e| err(Box::new(e)))?;
-    listener.set_nonblocking(true).map_err(|e| err(Box::new(e)))?;
+    let listeners = match &cfg.listen {
+        Listen::Systemd => listen::systemd_listeners()
+            .map_err(|e| BindError { addr: "systemd sockets (--web.systemd-socket)".into(), source: e.into() })?,
+        Listen::Addresses(addrs) => addrs.iter().map(listen::bind_one).collect::<Result<Vec<_>, _>>()?,
+    };
+    let mut bound = Vec::with_capacity(listeners.len());
+    for l in listeners {
+        let addr = l.local_addr().map_err(|e| BindError { addr: "a listener".into(), source: Box::new(e) })?;
+        let err = |e: std::io::Error| BindError { addr: addr.to_string(), source: Box::new(e) };
+        // SAFETY: listen(2) on the listener's own socket, which is already listening; only the backlog changes.
+        unsafe { libc::listen(l.as_raw_fd(), ACCEPT_BACKLOG) };
+        l.set_nonblocking(true).map_err(err)?;
+        info!("listening on {addr}");
+        bound.push((l, addr));
+    }
+    let Some(&(_, addr)) = bound.first() else {
+        return Err(BindError { addr: "no address".into(), source: "no listener to serve on".into() });
+    };
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| BindError { addr: addr.to_string(), source: e };
     let name = format!("dashflow-prometheus-exporter/{}/{}", std::process::id(), addr.port());
     let handler = UnixAddr::from_abstract_name(name.as_bytes()).map_err(|e| err(Box::new(e)))?;
     let unix = UnixListener::bind_addr(&handler).map_err(|e| err(Box::new(e)))?;
@@ -95,6 +110,7 @@ pub fn bind(cfg: &HttpConfig) -> Result<HttpServer, BindError> {
     .map_err(|_| err("tiny_http panicked while starting".into()))?
     .map_err(err)?;
     let timeouts = Timeouts { idle: cfg.timeout, header: cfg.header_timeout };
-    let gate = Gate::new(listener, handler, web.clone(), cfg.max_connections, timeouts);
+    let listeners = bound.into_iter().map(|(l, _)| l).collect();
+    let gate = Gate::new(listeners, handler, web.clone(), cfg.max_connections, timeouts);
     Ok(HttpServer { server: std::mem::ManuallyDrop::new(Backend { server, web }), gate, addr })
 }

@@ -30,7 +30,8 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
     })
 }
 
-pub(super) fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>) {
+/// `extra`: the web config's headers, sent on every answer.
+pub(super) fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>, extra: &[Header]) {
     let start = Instant::now();
     if let Err(e) = encode_text(metrics, buf) {
         error!("encoding /metrics failed: {e}");
@@ -53,6 +54,9 @@ pub(super) fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>
     // A Content-Length rather than chunked encoding, whatever the size.
     resp = resp.with_header(header("Content-Type", CONTENT_TYPE_METRICS)).with_chunked_threshold(usize::MAX);
     resp = resp.with_header(header("Vary", "Accept-Encoding"));
+    for h in extra {
+        resp = resp.with_header(h.clone());
+    }
     if let Err(e) = respond_at_once(req, resp) {
         debug!("/metrics response not sent: {e}");
     }

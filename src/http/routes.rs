@@ -1,11 +1,12 @@
-//! The request handlers: basic auth when the web config asks for it, then `/metrics`, `/`, `/-/healthy`
+//! The request handlers: the web config's rate limit (429), basic auth (401) and response headers when it
+//! asks for them, then `/metrics`, `/`, `/-/healthy`
 //! and `/-/ready` (README, HTTP endpoints); anything else is a 404, any method but GET and HEAD a 405.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use log::{debug, error};
-use tiny_http::{Method, Request, Response, Server};
+use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::respond::{header, respond_metrics};
 use crate::http::webconfig::{check_basic_auth, WebState};
@@ -54,18 +55,34 @@ fn landing_page() -> String {
 }
 
 fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
-    if let Some(web) = web {
-        let current = web.current();
+    let current = web.map(WebState::current);
+    // `http_server_config.headers`: on every answer, refusals included.
+    let extra: Vec<Header> = current
+        .as_ref()
+        .map(|c| {
+            c.config.headers.iter().filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok()).collect()
+        })
+        .unwrap_or_default();
+    let send = |req: Request, mut resp: Response<std::io::Cursor<Vec<u8>>>| {
+        for h in &extra {
+            resp = resp.with_header(h.clone());
+        }
+        if let Err(e) = req.respond(resp) {
+            debug!("http response not sent: {e}");
+        }
+    };
+    if let (Some(web), Some(current)) = (web, &current) {
+        // `rate_limit` first, as the toolkit: a refused request costs no bcrypt run.
+        if current.limiter.as_ref().is_some_and(|l| !l.allow()) {
+            web.rate_limited.inc();
+            let text = header("Content-Type", "text/plain; charset=utf-8");
+            return send(req, Response::from_string("Too Many Requests\n").with_status_code(429).with_header(text));
+        }
         let auth = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
         if !check_basic_auth(auth, &current.config.users, &web.cache) {
             web.auth_failures.inc();
-            let resp = Response::from_string("Unauthorized\n")
-                .with_status_code(401)
-                .with_header(header("WWW-Authenticate", "Basic"));
-            if let Err(e) = req.respond(resp) {
-                debug!("http response not sent: {e}");
-            }
-            return;
+            let basic = header("WWW-Authenticate", "Basic");
+            return send(req, Response::from_string("Unauthorized\n").with_status_code(401).with_header(basic));
         }
     }
     let path = req.url().split('?').next().unwrap_or("").to_string();
@@ -78,15 +95,13 @@ fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecy
             .with_header(header("Allow", "GET, HEAD"))
     } else {
         match path.as_str() {
-            "/metrics" => return respond_metrics(req, metrics, buf),
+            "/metrics" => return respond_metrics(req, metrics, buf, &extra),
             "/-/healthy" => status_page(life.healthy(), "Healthy", "Unhealthy"),
             "/-/ready" => status_page(life.ready(), "Ready", "Not ready: no connection to the Kafka cluster"),
             _ => Response::from_string(landing_page()).with_header(header("Content-Type", "text/html; charset=utf-8")),
         }
     };
-    if let Err(e) = req.respond(resp) {
-        debug!("http response not sent: {e}");
-    }
+    send(req, resp)
 }
 
 fn status_page(ok: bool, yes: &str, no: &str) -> Response<std::io::Cursor<Vec<u8>>> {

@@ -2,6 +2,8 @@
 //! producer, the real exporter binary as a child process, and plain HTTP over TCP.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Mutex;
 
-use super::error::{err_at, WebConfigError};
-use super::yaml::Line;
+use super::decode::mapping;
+use super::error::{err_at, key_name, WebConfigError};
+use super::node::{Kind, Node};
 
 /// `basic_auth_users`: user name → bcrypt hash. `Debug` shows the names only.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -49,30 +50,29 @@ pub fn is_bcrypt_hash(h: &str) -> bool {
         && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
 }
 
-/// Reads the section's lines: one `user: hash` each.
-pub(super) fn section(entries: &[Line]) -> Result<Users, WebConfigError> {
+/// Reads `basic_auth_users`: a mapping of user name to bcrypt hash. A wrong value is reported without
+/// repeating it.
+pub(super) fn section(node: Option<&Node>) -> Result<Users, WebConfigError> {
     let mut users = BTreeMap::new();
-    for e in entries {
-        let hash = match &e.value {
-            Some(v) => v.text().unwrap_or(""),
-            None => "",
+    for (user, line, value) in mapping(node, "basic_auth_users", &[])? {
+        let hash = match &value.kind {
+            Kind::Scalar(h, _) => h.as_str(),
+            _ => "",
         };
         if !is_bcrypt_hash(hash) {
             return Err(err_at(
-                e.no,
+                *line,
                 format!(
                     "basic_auth_users.{}: expected a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters; \
                      e.g. from `htpasswd -nBC 10 USER`)",
-                    e.key
+                    key_name(user)
                 ),
             ));
         }
-        if e.key.contains(':') {
-            return Err(err_at(e.no, format!("basic_auth_users.{}: a user name cannot contain ':'", e.key)));
+        if user.contains(':') {
+            return Err(err_at(*line, format!("basic_auth_users.{}: a user name cannot contain ':'", key_name(user))));
         }
-        if users.insert(e.key.clone(), hash.to_string()).is_some() {
-            return Err(err_at(e.no, format!("basic_auth_users: duplicate user {:?}", e.key)));
-        }
+        users.insert(user.clone(), hash.to_string());
     }
     Ok(Users(users))
 }

@@ -1,34 +1,44 @@
-//! `--web.config.file`: TLS and basic auth for the scrape endpoint, in the Prometheus exporter-toolkit format.
+//! `--web.config.file`: the Prometheus exporter-toolkit web config (TLS, basic auth, response headers, a
+//! rate limit) for the HTTP endpoints, read as the toolkit reads it.
 //!
 //! ```yaml
 //! tls_server_config:
-//!   cert_file: server.crt            # PEM certificate (chain); relative paths: relative to this file
-//!   key_file: server.key             # PEM private key
-//!   client_auth_type: NoClientCert   # or RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven,
-//!                                    # RequireAndVerifyClientCert
-//!   client_ca_file: ca.crt           # CA(s) that client certificates must chain to
-//!   min_version: TLS12               # TLS10..TLS13 (default TLS12); max_version likewise
+//!   cert_file: server.crt            # or cert: | (PEM inline); relative paths: relative to this file
+//!   key_file: server.key             # or key: |
+//!   client_auth_type: RequireAndVerifyClientCert
+//!   client_ca_file: ca.crt           # or client_ca: |; without one, Verify* use the system's roots
+//!   client_allowed_sans: [scraper.example.net]
+//!   min_version: TLS12               # TLS10..TLS13; max_version likewise (default TLS13)
+//!   cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]   # Go's names
+//!   curve_preferences: [X25519, CurveP256]
+//! http_server_config:
+//!   http2: true                      # accepted; the server speaks HTTP/1.1
+//!   headers: {X-Frame-Options: deny}
 //! basic_auth_users:
 //!   alice: $2y$10$...                # bcrypt hash
+//! rate_limit: {interval: 1s, burst: 20}
 //! ```
 //!
-//! The reader is a small strict one for exactly this format: anything else, an unknown key, a duplicate key
-//! or an invalid value is an error naming the line and the key. Password hashes and passwords never appear
-//! in errors, logs or `Debug` output.
-//!
-//! From text to use: `yaml` reads lines, `settings` (with `tls` and `basic_auth` for their sections) turns
-//! them into a [`WebConfig`]. [`load_file`] reads a file once, for the settings stage to check and the
-//! HTTP server to start from; [`WebState`] keeps the config in force and re-reads it when its files change.
+//! From text to use: `node` reads the YAML (saphyr-parser) into a tree with line numbers, `decode` holds
+//! the strict typed reads, and `settings` (with `tls` and `basic_auth` for their sections) turns the tree
+//! into a [`WebConfig`]: an unknown key, a duplicate key or a wrong type is an error naming the file, the
+//! line and the key. Password hashes, passwords and inline keys never appear in errors, logs or `Debug`
+//! output. [`load_file`] reads a file once, for the settings stage to check and the HTTP server to start
+//! from; [`WebState`] keeps the config in force and re-reads it when its files change; `rate` is the
+//! token bucket of `rate_limit`.
 
 mod basic_auth;
+mod decode;
 mod error;
+mod node;
+mod rate;
 mod reload;
 mod settings;
 mod tls;
-mod yaml;
 
 pub use basic_auth::{check_basic_auth, is_bcrypt_hash, parse_basic_auth, AuthCache, Users};
 pub use error::WebConfigError;
+pub use rate::TokenBucket;
 pub use reload::{load_file, Loaded, WebConfigFile, WebState, RELOAD_CHECK_INTERVAL};
-pub use settings::{parse, WebConfig};
-pub use tls::{build_acceptor, ClientAuth, TlsConfig, TlsVersion};
+pub use settings::{parse, RateLimitConfig, WebConfig, HEADERS};
+pub use tls::{build_acceptor, ClientAuth, Pem, TlsConfig, TlsVersion, CIPHER_SUITES, CURVES};

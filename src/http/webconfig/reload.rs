@@ -18,6 +18,7 @@ use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 use super::basic_auth::AuthCache;
 use super::error::WebConfigError;
+use super::rate::TokenBucket;
 use super::settings::{parse, WebConfig};
 use super::tls::build_acceptor;
 use crate::runtime::shutdown::RateLimit;
@@ -26,6 +27,8 @@ use crate::runtime::shutdown::RateLimit;
 pub struct Loaded {
     pub config: WebConfig,
     pub acceptor: Option<SslAcceptor>,
+    /// `rate_limit`'s bucket; kept across a reload that leaves `rate_limit` as it was.
+    pub limiter: Option<Arc<TokenBucket>>,
 }
 
 /// A web config file as read and checked once: what the server starts from.
@@ -82,8 +85,14 @@ fn read_stamped(
         .chain(files.into_iter().map(|p| (p.clone(), stamp(&p))))
         .collect();
     let loaded = parsed.and_then(|config| {
-        let acceptor = config.tls.as_ref().map(build_acceptor).transpose()?;
-        Ok(Loaded { config, acceptor })
+        let acceptor = config
+            .tls
+            .as_ref()
+            .map(build_acceptor)
+            .transpose()
+            .map_err(|e| WebConfigError(format!("{}: {e}", path.display())))?;
+        let limiter = config.rate_limit.map(|l| Arc::new(TokenBucket::new(l)));
+        Ok(Loaded { config, acceptor, limiter })
     });
     (stamps, loaded)
 }
@@ -119,6 +128,8 @@ pub struct WebState {
     reloads: IntCounterVec,
     pub auth_failures: IntCounter,
     pub tls_failures: IntCounter,
+    /// Requests answered 429 by `rate_limit`.
+    pub rate_limited: IntCounter,
     error_log: RateLimit,
 }
 
@@ -146,7 +157,13 @@ impl WebState {
             "TLS handshakes that failed or timed out (no or untrusted client certificate, protocol errors, plain HTTP)",
         )
         .expect("valid metric");
+        let rate_limited = IntCounter::new(
+            "dashstream_exporter_web_rate_limited_total",
+            "HTTP requests refused with 429 by the web config's rate_limit",
+        )
+        .expect("valid metric");
         WebState {
+            rate_limited,
             path: file.path,
             watch: Mutex::new(Watch { current: file.loaded, stamps: file.stamps, checked: Instant::now() }),
             cache: AuthCache::default(),
@@ -163,11 +180,12 @@ impl WebState {
         &self.path
     }
 
-    /// Adds the reload, auth-failure and TLS-failure counters to a registry.
+    /// Adds the reload, auth-failure, TLS-failure and rate-limit counters to a registry.
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.reloads.clone()))?;
         registry.register(Box::new(self.auth_failures.clone()))?;
-        registry.register(Box::new(self.tls_failures.clone()))
+        registry.register(Box::new(self.tls_failures.clone()))?;
+        registry.register(Box::new(self.rate_limited.clone()))
     }
 
     /// The config in force, re-read first if a second has passed since the last check and a file changed.
@@ -192,6 +210,10 @@ impl WebState {
                 if loaded.config.users != w.current.config.users {
                     self.cache.clear();
                 }
+                let mut loaded = loaded;
+                if loaded.config.rate_limit == w.current.config.rate_limit {
+                    loaded.limiter = w.current.limiter.clone();
+                }
                 w.current = Arc::new(loaded);
                 self.reload_ok.inc();
             }
@@ -199,7 +221,7 @@ impl WebState {
                 self.reload_failed.inc();
                 if let Some(n) = self.error_log.check() {
                     let more = if n > 0 { format!(" ({n} more failures not logged)") } else { String::new() };
-                    error!("web config {}: reload failed, keeping the previous one: {e}{more}", self.path.display());
+                    error!("web config reload failed, keeping the previous one: {e}{more}");
                 }
             }
         }
