@@ -191,17 +191,8 @@ impl<'a> Checker<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::testing::{errs, ok};
+    use crate::config::testing::{errs, ok, temp_file as secret};
     use crate::config::{Config, ConfigErrors, Origin, Setting};
-
-    /// A file holding `content` in a directory of this test process.
-    fn secret(name: &str, content: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("dfe-check-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p.to_str().unwrap().to_string()
-    }
 
     #[test]
     fn a_secret_file_stands_for_the_variable_without_its_trailing_newline() {

@@ -142,6 +142,15 @@ pub(crate) mod testing {
     pub fn errs(pairs: &[(&str, &str)]) -> Vec<ConfigError> {
         Config::from_raw(&raw(pairs)).expect_err("invalid config").0
     }
+
+    /// A file holding `content` in this test process's directory (names are unique across the config tests).
+    pub fn temp_file(name: &str, content: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("dfe-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    }
 }
 
 #[cfg(test)]

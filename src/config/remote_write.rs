@@ -222,18 +222,10 @@ fn host_name() -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::testing::{errs, ok, raw};
+    use crate::config::testing::{errs, ok, raw, temp_file as file};
     use crate::config::Config;
     use crate::remote_write::client::Auth;
     use std::time::Duration;
-
-    fn file(name: &str, content: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("dfe-rw-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p.to_str().unwrap().to_string()
-    }
 
     #[test]
     fn off_by_default_and_the_defaults_when_on() {
