@@ -24,6 +24,8 @@ struct Outcome {
     second: f64,
     commit_errors: f64,
     committed: Vec<i64>,
+    /// Both members' logs, for the failure message.
+    logs: String,
 }
 
 /// The first member applies every record; a second joins; once both hold partitions and have been quiet for
@@ -40,9 +42,10 @@ fn join_a_busy_member(topic: &str, strategy: &str) -> Outcome {
         }
     }
     c.produce(&recs);
-    // The mock cluster holds a rebalance after a member left for the session timeout less a second: 3 s here.
+    // The mock cluster holds a join round open for the session timeout less a second (5 s here): room for a
+    // member slowed by a loaded machine to re-join in time.
     let env = [
-        ("KAFKA_SESSION_TIMEOUT_MS", "4000"),
+        ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
         ("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", strategy),
         ("KAFKA_CONSUMER_PROPERTIES", "heartbeat.interval.ms=500,auto.commit.interval.ms=600000"),
     ];
@@ -61,21 +64,28 @@ fn join_a_busy_member(topic: &str, strategy: &str) -> Outcome {
     std::thread::sleep(Duration::from_secs(3));
     let count = |e: &Exporter| e.scrape().v("dashstream_quality_monitor_queries_total");
     let errors = |e: &Exporter| e.scrape().v("dashstream_exporter_offset_commit_errors_total");
-    let outcome =
-        Outcome { first: count(&a), second: count(&b), commit_errors: errors(&a) + errors(&b), committed: Vec::new() };
-    for e in [&mut b, &mut a] {
+    let outcome = Outcome {
+        first: count(&a),
+        second: count(&b),
+        commit_errors: errors(&a) + errors(&b),
+        committed: Vec::new(),
+        logs: String::new(),
+    };
+    // The first member stops first: its shutdown commit is made while the group is stable.
+    for e in [&mut a, &mut b] {
         let (status, _) = e.terminate();
         assert_eq!(status.code(), Some(0), "{}", e.logs());
     }
-    Outcome { committed: c.committed(&group), ..outcome }
+    let logs = format!("--- first member ---\n{}\n--- second member ---\n{}", a.logs(), b.logs());
+    Outcome { committed: c.committed(&group), logs, ..outcome }
 }
 
 #[test]
 fn cooperative_sticky_commits_what_it_gives_up_and_nothing_is_counted_twice() {
     let o = join_a_busy_member("coop", "cooperative-sticky");
-    assert_eq!((o.first, o.second), (TOTAL, 0.0), "the newcomer's partitions were committed before it read them");
-    assert_eq!(o.commit_errors, 0.0);
-    assert_eq!(o.committed, vec![PER_PARTITION as i64; PARTITIONS as usize]);
+    assert_eq!((o.first, o.second), (TOTAL, 0.0), "the newcomer's partitions were committed first\n{}", o.logs);
+    assert_eq!(o.commit_errors, 0.0, "{}", o.logs);
+    assert_eq!(o.committed, vec![PER_PARTITION as i64; PARTITIONS as usize], "{}", o.logs);
 }
 
 #[test]
