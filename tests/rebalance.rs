@@ -19,6 +19,16 @@ const PARTITIONS: i32 = 4;
 const PER_PARTITION: usize = 500;
 const TOTAL: f64 = (PARTITIONS as usize * PER_PARTITION) as f64;
 
+/// The mock cluster holds a join round open for the session timeout less a second: 5 s leaves room for a
+/// member slowed by a loaded machine to re-join in time.
+const SESSION_TIMEOUT_MS: &str = "6000";
+
+#[derive(Clone, Copy)]
+enum StopOrder {
+    FirstMemberFirst,
+    NewcomerFirst,
+}
+
 struct Outcome {
     first: f64,
     second: f64,
@@ -30,7 +40,7 @@ struct Outcome {
 
 /// The first member applies every record; a second joins; once both hold partitions and have been quiet for
 /// a while, both are stopped. Returns what each counted, their commit errors and the group's offsets.
-fn join_a_busy_member(topic: &str, strategy: &str) -> Outcome {
+fn join_a_busy_member(topic: &str, strategy: &str, stop: StopOrder, session_timeout_ms: &str) -> Outcome {
     let c = Cluster::new(topic, PARTITIONS);
     let mut recs = Vec::new();
     for p in 0..PARTITIONS {
@@ -42,10 +52,8 @@ fn join_a_busy_member(topic: &str, strategy: &str) -> Outcome {
         }
     }
     c.produce(&recs);
-    // The mock cluster holds a join round open for the session timeout less a second (5 s here): room for a
-    // member slowed by a loaded machine to re-join in time.
     let env = [
-        ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ("KAFKA_SESSION_TIMEOUT_MS", session_timeout_ms),
         ("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", strategy),
         ("KAFKA_CONSUMER_PROPERTIES", "heartbeat.interval.ms=500,auto.commit.interval.ms=600000"),
     ];
@@ -71,8 +79,13 @@ fn join_a_busy_member(topic: &str, strategy: &str) -> Outcome {
         committed: Vec::new(),
         logs: String::new(),
     };
-    // The first member stops first: its shutdown commit is made while the group is stable.
-    for e in [&mut a, &mut b] {
+    let order = match stop {
+        // Its shutdown commit is made while the group is stable.
+        StopOrder::FirstMemberFirst => [&mut a, &mut b],
+        // The first member's shutdown commit meets the rebalance the newcomer's leaving started.
+        StopOrder::NewcomerFirst => [&mut b, &mut a],
+    };
+    for e in order {
         let (status, _) = e.terminate();
         assert_eq!(status.code(), Some(0), "{}", e.logs());
     }
@@ -82,7 +95,7 @@ fn join_a_busy_member(topic: &str, strategy: &str) -> Outcome {
 
 #[test]
 fn cooperative_sticky_commits_what_it_gives_up_and_nothing_is_counted_twice() {
-    let o = join_a_busy_member("coop", "cooperative-sticky");
+    let o = join_a_busy_member("coop", "cooperative-sticky", StopOrder::FirstMemberFirst, SESSION_TIMEOUT_MS);
     assert_eq!((o.first, o.second), (TOTAL, 0.0), "the newcomer's partitions were committed first\n{}", o.logs);
     assert_eq!(o.commit_errors, 0.0, "{}", o.logs);
     assert_eq!(o.committed, vec![PER_PARTITION as i64; PARTITIONS as usize], "{}", o.logs);
@@ -90,9 +103,22 @@ fn cooperative_sticky_commits_what_it_gives_up_and_nothing_is_counted_twice() {
 
 #[test]
 fn eager_on_the_mock_cluster_loses_the_revoke_commit_and_reads_everything_again() {
-    let o = join_a_busy_member("eager", "range,roundrobin");
+    let o = join_a_busy_member("eager", "range,roundrobin", StopOrder::FirstMemberFirst, SESSION_TIMEOUT_MS);
     assert!(o.commit_errors >= 1.0, "the revoke commit was refused");
     // At least every partition read twice (more when the mock's join round times out and starts again).
     assert!(o.first + o.second >= 2.0 * TOTAL, "{} + {}", o.first, o.second);
     assert!(o.second >= TOTAL / 2.0, "the newcomer read its share again: {}", o.second);
+}
+
+/// The newcomer stops, and the first member a moment later: the coordinator refuses the first member's
+/// shutdown commit (the group is rebalancing after the newcomer left) until it has re-joined, and the
+/// exporter commits again then. Periodic commits being ten minutes apart, only that commit can have put the
+/// first member's partitions at their end offsets. A 4-s session timeout: the mock holds the rebalance after a
+/// leave for 3 s, well within the 6 s a shutdown waits.
+#[test]
+fn a_shutdown_commit_refused_mid_rebalance_is_made_after_it() {
+    let o = join_a_busy_member("late", "cooperative-sticky", StopOrder::NewcomerFirst, "4000");
+    assert_eq!(o.committed, vec![PER_PARTITION as i64; PARTITIONS as usize], "{}", o.logs);
+    assert!(o.logs.contains("shutdown: the group is rebalancing; committing again"), "{}", o.logs);
+    assert!(!o.logs.contains("shutdown: synchronous offset commit failed"), "{}", o.logs);
 }
