@@ -57,14 +57,9 @@ fn landing_page() -> String {
 fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
     let current = web.map(WebState::current);
     // `http_server_config.headers`: on every answer, refusals included.
-    let extra: Vec<Header> = current
-        .as_ref()
-        .map(|c| {
-            c.config.headers.iter().filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok()).collect()
-        })
-        .unwrap_or_default();
+    let extra: &[Header] = current.as_ref().map_or(&[], |c| &c.headers);
     let send = |req: Request, mut resp: Response<std::io::Cursor<Vec<u8>>>| {
-        for h in &extra {
+        for h in extra {
             resp = resp.with_header(h.clone());
         }
         if let Err(e) = req.respond(resp) {
@@ -95,7 +90,7 @@ fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecy
             .with_header(header("Allow", "GET, HEAD"))
     } else {
         match path.as_str() {
-            "/metrics" => return respond_metrics(req, metrics, buf, &extra),
+            "/metrics" => return respond_metrics(req, metrics, buf, extra),
             "/-/healthy" => status_page(life.healthy(), "Healthy", "Unhealthy"),
             "/-/ready" => status_page(life.ready(), "Ready", "Not ready: no connection to the Kafka cluster"),
             _ => Response::from_string(landing_page()).with_header(header("Content-Type", "text/html; charset=utf-8")),

@@ -29,6 +29,8 @@ pub struct Loaded {
     pub acceptor: Option<SslAcceptor>,
     /// `rate_limit`'s bucket; kept across a reload that leaves `rate_limit` as it was.
     pub limiter: Option<Arc<TokenBucket>>,
+    /// `http_server_config.headers`, built once per load: sent on every answer.
+    pub headers: Vec<tiny_http::Header>,
 }
 
 /// A web config file as read and checked once: what the server starts from.
@@ -92,7 +94,13 @@ fn read_stamped(
             .transpose()
             .map_err(|e| WebConfigError(format!("{}: {e}", path.display())))?;
         let limiter = config.rate_limit.map(|l| Arc::new(TokenBucket::new(l)));
-        Ok(Loaded { config, acceptor, limiter })
+        // The values were checked against the toolkit's rules when parsed; one tiny_http refuses is skipped.
+        let headers = config
+            .headers
+            .iter()
+            .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+            .collect();
+        Ok(Loaded { config, acceptor, limiter, headers })
     });
     (stamps, loaded)
 }
