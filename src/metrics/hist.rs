@@ -418,6 +418,19 @@ mod tests {
         assert!(String::from_utf8(text).unwrap().contains("x_count 200000\n"));
     }
 
+    /// What one series holds (README, Exposition formats): the latency buckets with exemplars and the default
+    /// native window.
+    #[test]
+    fn memory_per_series() {
+        let latency = [10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 15000.0, 20000.0, 30000.0];
+        assert_eq!(std::mem::size_of::<Slot>(), 120);
+        assert_eq!(Hist::new(&latency).unwrap().heap_bytes(), 200);
+        assert_eq!(Hist::rich(&latency, true, None).unwrap().heap_bytes(), 200 + 13 * 120);
+        assert_eq!(Hist::rich(&latency, true, Some(NativeConfig::default())).unwrap().heap_bytes(), 4320);
+        let max = NativeConfig { max_buckets: 4096, ..NativeConfig::default() };
+        assert_eq!(Hist::rich(&latency, false, Some(max)).unwrap().heap_bytes(), 200 + 2 * 4096 * 8);
+    }
+
     #[test]
     fn observing_without_ids_keeps_no_exemplar() {
         let h = Hist::rich(&[1.0], true, None).unwrap();
