@@ -83,6 +83,19 @@ pub struct Exemplar {
     pub ts_ms: i64,
 }
 
+impl Snapshot {
+    /// Fills this snapshot from a histogram of the prometheus crate's protobuf (no exemplars, no native part).
+    pub fn set_from_proto(&mut self, h: &proto::Histogram) {
+        self.cumulative.clear();
+        let finite = h.get_bucket().iter().filter(|b| !(b.upper_bound().is_infinite() && b.upper_bound() > 0.0));
+        self.cumulative.extend(finite.map(|b| (b.upper_bound(), b.cumulative_count())));
+        self.count = h.get_sample_count();
+        self.sum = h.get_sample_sum();
+        self.exemplars.clear();
+        self.native = None;
+    }
+}
+
 /// What a scrape copies out of a histogram; reused from scrape to scrape.
 #[derive(Default, Debug, Clone, PartialEq)]
 pub struct Snapshot {
