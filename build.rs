@@ -1,15 +1,18 @@
-//! Compiles `proto/dashstream.proto` (and `proto/remote.proto`, remote write's messages) with protox (a pure-Rust protobuf compiler), so no system `protoc` is
+//! Compiles `proto/dashstream.proto` (and `proto/remote.proto`, remote write's messages, and
+//! `proto/metrics.proto`, the protobuf exposition's, for tests) with protox (a pure-Rust protobuf compiler), so no system `protoc` is
 //! needed, then generates the Rust types with prost-build.
 fn main() {
     println!("cargo:rerun-if-changed=proto/dashstream.proto");
     println!("cargo:rerun-if-changed=proto/remote.proto");
+    println!("cargo:rerun-if-changed=proto/metrics.proto");
     // A new commit changes the build_info label.
     for f in [".git/HEAD", ".git/refs/heads"] {
         if std::path::Path::new(f).exists() {
             println!("cargo:rerun-if-changed={f}");
         }
     }
-    let fds = protox::compile(["dashstream.proto", "remote.proto"], ["proto"]).expect("compile proto/*.proto");
+    let fds = protox::compile(["dashstream.proto", "remote.proto", "metrics.proto"], ["proto"])
+        .expect("compile proto/*.proto");
     prost_build::Config::new()
         // Deterministic map order for encoding (tests compare bytes) and no hashing cost on decode.
         .btree_map(["."])

@@ -83,6 +83,7 @@ pub fn run_with_metrics(
     };
     let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked));
     let max_payload = cfg.max_payload_bytes;
+    let exemplars = cfg.buckets.exemplars;
     let linger = cfg.http.shutdown_linger;
 
     let outcome = std::thread::scope(|s| {
@@ -92,7 +93,7 @@ pub fn run_with_metrics(
             .spawn_scoped(s, move || {
                 let _g = life.thread("kafka-poll");
                 crate::runtime::sched::lower_priority_for("kafka-poll", cfg.ingest_nice);
-                poll::poll_loop(consumer, feed, max_payload);
+                poll::poll_loop(consumer, feed, max_payload, exemplars);
             })
             .expect("spawn thread");
         spawn("worker")

@@ -14,6 +14,32 @@ pub struct Buckets {
     pub duration_seconds: Vec<f64>,
     pub endpoint_seconds: Vec<f64>,
     pub event_delay_seconds: Vec<f64>,
+    /// Exemplars on the three histograms that carry them (PROMETHEUS_EXEMPLARS).
+    pub exemplars: bool,
+    /// Native histograms beside their classic buckets; `None` when off.
+    pub native: Option<NativeConfig>,
+}
+
+/// The native histograms' settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NativeConfig {
+    /// Starting schema, -4..=8.
+    pub schema: i8,
+    /// Zero bucket half-width (finite, >= 0).
+    pub zero_threshold: f64,
+    /// Widest bucket range per sign, [`MIN_NATIVE_BUCKETS`]..=[`MAX_NATIVE_BUCKETS`].
+    pub max_buckets: u16,
+}
+
+/// At schema -4 every finite positive float lies within 132 buckets (indexes -67..=64), so a limit this wide
+/// can always be met by lowering the schema.
+pub const MIN_NATIVE_BUCKETS: u16 = 132;
+pub const MAX_NATIVE_BUCKETS: u16 = 4096;
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        NativeConfig { schema: 3, zero_threshold: 2f64.powi(-128), max_buckets: 160 }
+    }
 }
 
 impl Buckets {
@@ -27,8 +53,42 @@ impl Buckets {
             duration_seconds: list(Setting::PrometheusDurationBucketsSeconds),
             endpoint_seconds: list(Setting::PrometheusMetricsEndpointBuckets),
             event_delay_seconds: list(Setting::PrometheusEventDelayBucketsSeconds),
+            exemplars: c.parsed(Setting::PrometheusExemplars, parse_bool, true),
+            native: native(c),
         }
     }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn native(c: &mut Checker<'_>) -> Option<NativeConfig> {
+    let schema = c.integer::<i8>(Setting::PrometheusNativeHistogramSchema, -4, 8);
+    let zero_threshold = c.parsed(
+        Setting::PrometheusNativeHistogramZeroThreshold,
+        |s| match s.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+            _ => Err("expected a finite number >= 0".into()),
+        },
+        NativeConfig::default().zero_threshold,
+    );
+    let max_buckets = c.parsed(
+        Setting::PrometheusNativeHistogramMaxBuckets,
+        |s| match s.trim().parse::<u16>() {
+            Ok(n) if n == 0 || (MIN_NATIVE_BUCKETS..=MAX_NATIVE_BUCKETS).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "expected 0 (native histograms off) or an integer in {MIN_NATIVE_BUCKETS}..={MAX_NATIVE_BUCKETS} \
+(at schema -4 every finite value fits in {MIN_NATIVE_BUCKETS} buckets)"
+            )),
+        },
+        NativeConfig::default().max_buckets,
+    );
+    (max_buckets > 0).then_some(NativeConfig { schema, zero_threshold, max_buckets })
 }
 
 /// Parses a bucket list: comma-separated finite numbers, strictly increasing (a trailing `+Inf` is allowed

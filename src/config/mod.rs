@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-pub use buckets::{parse_buckets, Buckets};
+pub use buckets::{parse_buckets, Buckets, NativeConfig};
 pub use check::{ConfigError, ConfigErrors};
 pub use http::{HttpConfig, Listen, ListenAddr};
 pub use kafka::{auto_address_family, KafkaConfig, OffsetReset, Secret, SecurityProtocol};

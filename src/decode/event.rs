@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::decode::id_key::{id_key, PreHashed};
+use crate::decode::ids::Ids;
 use crate::decode::labels::{self, Category, Model};
 use crate::decode::quality::{Anomalies, QualityView};
 
@@ -33,6 +34,8 @@ pub struct Event {
     /// the Kafka record's timestamp (set by the poll thread); 0 when neither is known.
     pub produced_us: i64,
     pub anomalies: Anomalies,
+    /// The header's thread and message ids, for exemplars (empty when exemplars are off).
+    pub ids: Ids,
 }
 
 /// Most raw model names remembered; beyond it names are normalized each time (bounded memory whatever
@@ -43,9 +46,16 @@ pub const MODEL_CACHE_CAP: usize = 4096;
 #[derive(Default)]
 pub struct Normalizer {
     models: HashMap<u64, (Box<str>, Model), PreHashed>,
+    /// Leave [`Event::ids`] empty (PROMETHEUS_EXEMPLARS=false).
+    skip_ids: bool,
 }
 
 impl Normalizer {
+    /// A normalizer that copies the exemplar ids into events, or not.
+    pub fn with_exemplars(exemplars: bool) -> Self {
+        Normalizer { skip_ids: !exemplars, ..Normalizer::default() }
+    }
+
     fn model(&mut self, raw: &str) -> Model {
         let h = id_key(raw.as_bytes());
         if let Some((name, model)) = self.models.get(&h) {
@@ -76,6 +86,7 @@ impl Normalizer {
             session: (!v.session_id.is_empty()).then(|| id_key(v.session_id.as_bytes())),
             produced_us: v.timestamp_us,
             anomalies: v.anomalies,
+            ids: if self.skip_ids { Ids::default() } else { Ids::new(v.session_id, v.message_id) },
         }
     }
 }

@@ -162,7 +162,11 @@ fn read_header<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> {
     while !r.is_empty() {
         let (field, wire) = r.key()?;
         match field {
-            1 | 7 => {
+            1 => {
+                Reader::expect(wire, LEN)?;
+                f.message_id = r.bytes()?;
+            }
+            7 => {
                 Reader::expect(wire, LEN)?;
                 r.bytes()?;
             }

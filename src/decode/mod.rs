@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod framing;
 pub mod id_key;
+pub mod ids;
 pub mod keys;
 pub mod labels;
 pub mod message;

@@ -24,6 +24,8 @@ pub struct QualityView<'a> {
     pub retry_count: u32,
     pub model: &'a str,
     pub session_id: &'a str,
+    /// `header.message_id` (empty without a header): an exemplar label.
+    pub message_id: &'a [u8],
     pub turn_number: u32,
     pub accuracy: f64,
     pub relevance: f64,
@@ -66,6 +68,7 @@ pub(super) enum Val {
 pub(super) struct Fields<'a> {
     pub(super) header: bool,
     pub(super) thread_id: &'a str,
+    pub(super) message_id: &'a [u8],
     pub(super) timestamp_us: i64,
     pub(super) scope: &'a str,
     pub(super) metrics: PerKey<MetricKey, Option<Val>>,
@@ -78,6 +81,7 @@ impl<'a> Fields<'a> {
         let mut f = Fields {
             header: m.header.is_some(),
             thread_id: m.header.as_ref().map_or("", |h| h.thread_id.as_str()),
+            message_id: m.header.as_ref().map_or(&[][..], |h| h.message_id.as_slice()),
             timestamp_us: m.header.as_ref().map_or(0, |h| h.timestamp_us),
             scope: &m.scope,
             ..Default::default()
@@ -111,6 +115,7 @@ impl<'a> Fields<'a> {
             category: tag(&CATEGORY_TAGS).unwrap_or("Unknown"),
             model: tag(&MODEL_TAGS).unwrap_or(""),
             session_id: self.thread_id,
+            message_id: self.message_id,
             timestamp_us: self.timestamp_us,
             application_type: tag(&APPLICATION_TYPE_TAGS).unwrap_or("unknown"),
             anomalies: Anomalies { missing_header: !self.header, ..Anomalies::default() },

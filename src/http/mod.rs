@@ -11,6 +11,7 @@ mod conn;
 mod gate;
 mod header_scan;
 mod listen;
+pub mod negotiate;
 mod relay;
 mod respond;
 mod routes;

@@ -1,7 +1,10 @@
-//! The `/metrics` answer: the text exposition, gzip when the client accepts it, sent in one write.
+//! The `/metrics` answer: the exposition in the format the `Accept` header asks for ([`negotiate`]), gzip
+//! when the client accepts it, sent in one write.
 //!
 //! The body is encoded into the request thread's buffer, reused from scrape to scrape; a `Content-Length`
 //! is always sent (never chunked encoding).
+//!
+//! [`negotiate`]: super::negotiate::negotiate
 
 use std::io::Write;
 use std::time::Instant;
@@ -9,10 +12,12 @@ use std::time::Instant;
 use log::{debug, error};
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::metrics::{encode_text, Metrics};
+use super::negotiate::negotiate;
+use crate::metrics::family::Scratch;
+use crate::metrics::{encode, Metrics};
 
 /// Exactly what the Prometheus text format 0.0.4 asks for.
-pub const CONTENT_TYPE_METRICS: &str = "text/plain; version=0.0.4";
+pub const CONTENT_TYPE_METRICS: &str = crate::metrics::expo::CONTENT_TYPE;
 
 pub(super) fn header(k: &str, v: &str) -> Header {
     Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
@@ -30,10 +35,20 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
     })
 }
 
+/// The request thread's buffers, reused from scrape to scrape.
+#[derive(Default)]
+pub struct Buffers {
+    pub body: Vec<u8>,
+    pub scratch: Scratch,
+}
+
 /// `extra`: the web config's headers, sent on every answer.
-pub(super) fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>, extra: &[Header]) {
+pub(super) fn respond_metrics(req: Request, metrics: &Metrics, bufs: &mut Buffers, extra: &[Header]) {
     let start = Instant::now();
-    if let Err(e) = encode_text(metrics, buf) {
+    let accept = req.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.as_str());
+    let format = negotiate(accept);
+    let buf = &mut bufs.body;
+    if let Err(e) = encode(metrics, format, &mut bufs.scratch, buf) {
         error!("encoding /metrics failed: {e}");
         let _ = req.respond(Response::from_string(format!("error encoding metrics: {e}\n")).with_status_code(500));
         return;
@@ -52,8 +67,8 @@ pub(super) fn respond_metrics(req: Request, metrics: &Metrics, buf: &mut Vec<u8>
         Response::from_data(buf.clone())
     };
     // A Content-Length rather than chunked encoding, whatever the size.
-    resp = resp.with_header(header("Content-Type", CONTENT_TYPE_METRICS)).with_chunked_threshold(usize::MAX);
-    resp = resp.with_header(header("Vary", "Accept-Encoding"));
+    resp = resp.with_header(header("Content-Type", format.content_type())).with_chunked_threshold(usize::MAX);
+    resp = resp.with_header(header("Vary", "Accept, Accept-Encoding"));
     for h in extra {
         resp = resp.with_header(h.clone());
     }

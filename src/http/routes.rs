@@ -8,7 +8,7 @@ use std::time::Duration;
 use log::{debug, error};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use super::respond::{header, respond_metrics};
+use super::respond::{header, respond_metrics, Buffers};
 use crate::http::webconfig::{check_basic_auth, WebState};
 use crate::metrics::Metrics;
 use crate::runtime::shutdown::Lifecycle;
@@ -29,7 +29,7 @@ impl std::ops::Deref for Backend {
 /// Answers requests until a stop is requested.
 pub fn serve(server: &Backend, metrics: &Metrics, life: &Lifecycle) {
     crate::runtime::sched::prefer_latency_for("http");
-    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut buf = Buffers { body: Vec::with_capacity(64 * 1024), ..Buffers::default() };
     while !life.http_stop_requested() {
         match server.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(req)) => handle(req, server.web.as_deref(), metrics, life, &mut buf),
@@ -46,7 +46,7 @@ fn landing_page() -> String {
     format!(
         "<!DOCTYPE html>\n<html><head><title>DashFlow Prometheus Exporter</title></head><body>\n\
 <h1>DashFlow Prometheus Exporter</h1>\n<p>Version {}</p>\n<ul>\n\
-<li><a href=\"/metrics\">/metrics</a>: metrics in the Prometheus text format</li>\n\
+<li><a href=\"/metrics\">/metrics</a>: metrics (text format, or OpenMetrics and protobuf by Accept header)</li>\n\
 <li><a href=\"/-/healthy\">/-/healthy</a>: 200 while every thread is running</li>\n\
 <li><a href=\"/-/ready\">/-/ready</a>: 200 while the Kafka consumer is connected</li>\n\
 </ul>\n</body></html>\n",
@@ -54,7 +54,7 @@ fn landing_page() -> String {
     )
 }
 
-fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecycle, buf: &mut Vec<u8>) {
+fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecycle, buf: &mut Buffers) {
     let current = web.map(WebState::current);
     // `http_server_config.headers`: on every answer, refusals included.
     let extra: &[Header] = current.as_ref().map_or(&[], |c| &c.headers);

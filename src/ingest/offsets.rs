@@ -495,6 +495,7 @@ mod tests {
             session: None,
             produced_us: 0,
             anomalies: Default::default(),
+            ids: Default::default(),
         }
     }
 

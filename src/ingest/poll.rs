@@ -22,12 +22,13 @@ use crate::runtime::shutdown::RateLimit;
 const POLL_TICK: Duration = Duration::from_millis(100);
 
 /// The poll loop; returns when a stop is requested (after the final drain and commit) or the worker is gone.
-pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize) {
+/// `exemplars`: copy each record's ids into its event (PROMETHEUS_EXEMPLARS).
+pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize, exemplars: bool) {
     let ctx = consumer.context();
     let mut records = Records {
         ctx,
         decoder: Decoder::new(max_payload),
-        normalizer: Normalizer::default(),
+        normalizer: Normalizer::with_exemplars(exemplars),
         bad_log: RateLimit::new(Duration::from_secs(10)),
         time_lag: TimeLag::default(),
     };

@@ -91,8 +91,10 @@ impl Applier {
 
         let latency_present = an.present.contains(MetricKey::LatencyMs);
         let latency = ev.latency_ms as f64;
+        // Exemplars: the record's ids, stamped when applied.
+        let (ids, wall_ms) = (&ev.ids, (wall * 1000.0) as i64);
         if latency_present {
-            m.query_latency.observe(latency);
+            m.query_latency.observe_with(latency, ids, wall_ms);
         }
         if an.present.contains(MetricKey::RetryCount) {
             let retry = &m.retry_count;
@@ -110,10 +112,10 @@ impl Applier {
             });
             h.queries.inc();
             if score_ok {
-                h.score.observe(ev.quality_score);
+                h.score.observe_with(ev.quality_score, ids, wall_ms);
             }
             if latency_present {
-                h.latency.observe(latency);
+                h.latency.observe_with(latency, ids, wall_ms);
             }
         }
 

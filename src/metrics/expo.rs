@@ -11,6 +11,9 @@ use std::io::Write as _;
 
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 
+/// Exactly what the Prometheus text format 0.0.4 asks for.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 /// Why a family could not be written (the same checks `TextEncoder` makes).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ExpoError {
@@ -33,6 +36,18 @@ pub fn encode(families: &[MetricFamily], out: &mut Vec<u8>) -> Result<(), ExpoEr
 
 /// Appends one family; `labels` is a scratch buffer.
 pub fn encode_family(mf: &MetricFamily, labels: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<(), ExpoError> {
+    check_family(mf)?;
+    let (name, kind) = (mf.name(), mf.get_field_type());
+    header(name, mf.help(), kind, out);
+    for m in mf.get_metric() {
+        label_text(m.get_label(), labels);
+        metric(name, kind, labels, m, out);
+    }
+    Ok(())
+}
+
+/// The checks `TextEncoder` makes of a family before writing it (every format makes them).
+pub fn check_family(mf: &MetricFamily) -> Result<(), ExpoError> {
     let name = mf.name();
     if mf.get_metric().is_empty() {
         return Err(ExpoError::Empty(name.to_string()));
@@ -40,14 +55,8 @@ pub fn encode_family(mf: &MetricFamily, labels: &mut Vec<u8>, out: &mut Vec<u8>)
     if name.is_empty() {
         return Err(ExpoError::NoName);
     }
-    let kind = mf.get_field_type();
-    if kind == MetricType::UNTYPED {
+    if mf.get_field_type() == MetricType::UNTYPED {
         return Err(ExpoError::Untyped(name.to_string()));
-    }
-    header(name, mf.help(), kind, out);
-    for m in mf.get_metric() {
-        label_text(m.get_label(), labels);
-        metric(name, kind, labels, m, out);
     }
     Ok(())
 }
@@ -195,7 +204,7 @@ pub fn label_text(pairs: &[LabelPair], out: &mut Vec<u8>) {
 }
 
 /// Escapes `\` and newline (and `"` in label values) as the text format asks.
-fn escape(s: &[u8], quote: bool, out: &mut Vec<u8>) {
+pub(crate) fn escape(s: &[u8], quote: bool, out: &mut Vec<u8>) {
     let mut start = 0;
     for (i, &c) in s.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -213,7 +222,7 @@ fn escape(s: &[u8], quote: bool, out: &mut Vec<u8>) {
 
 /// Writes `v` exactly as `f64`'s `Display` does (`1`, `0.25`, `NaN`, `inf`, `-0`), with a fast path for
 /// integral values, which is what counters and bucket counts are.
-fn float(v: f64, out: &mut Vec<u8>) {
+pub(crate) fn float(v: f64, out: &mut Vec<u8>) {
     // Below 2^53 every integral f64 is an exact i64, and Display prints it without a fraction or exponent.
     if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && !(v == 0.0 && v.is_sign_negative()) {
         integer(v as i64, out);
@@ -222,7 +231,7 @@ fn float(v: f64, out: &mut Vec<u8>) {
     }
 }
 
-fn integer(v: i64, out: &mut Vec<u8>) {
+pub(crate) fn integer(v: i64, out: &mut Vec<u8>) {
     let mut digits = [0u8; 20];
     let mut n = v.unsigned_abs();
     let mut i = digits.len();

@@ -15,20 +15,40 @@ use std::sync::{Arc, PoisonError, RwLock};
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prometheus::{Gauge, IntCounter, IntGauge};
 
-use crate::metrics::expo;
-use crate::metrics::hist::Hist;
+use crate::config::NativeConfig;
+use crate::metrics::hist::{Hist, Snapshot};
+use crate::metrics::protobuf::Labels;
+use crate::metrics::{expo, openmetrics, protobuf, unix_now, Format};
+
+/// Buffers a scrape reuses while it writes families.
+#[derive(Default)]
+pub struct Scratch {
+    pub labels: Vec<u8>,
+    pub snap: Snapshot,
+    pub hex: Vec<u8>,
+}
 
 /// A metric type a [`Family`] can hold.
 pub trait Child: prometheus::core::Metric + Clone + Send + Sync + 'static {
     const KIND: MetricType;
     /// Writes the child's lines; `labels` is its label text.
     fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>);
+    /// Its OpenMetrics lines; `family` is the OpenMetrics family name, `created` when the series appeared.
+    fn write_om(&self, family: &str, labels: &[u8], created: f64, s: &mut Scratch, out: &mut Vec<u8>);
+    /// Its protobuf `Metric` message.
+    fn write_pb(&self, labels: &Labels<'_>, created: f64, s: &mut Scratch, out: &mut Vec<u8>);
 }
 
 impl Child for IntCounter {
     const KIND: MetricType = MetricType::COUNTER;
     fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
         expo::value_line(name, labels, self.get() as f64, out);
+    }
+    fn write_om(&self, family: &str, labels: &[u8], created: f64, _: &mut Scratch, out: &mut Vec<u8>) {
+        openmetrics::counter(family, labels, self.get() as f64, created, out);
+    }
+    fn write_pb(&self, labels: &Labels<'_>, created: f64, _: &mut Scratch, out: &mut Vec<u8>) {
+        protobuf::counter(labels, self.get() as f64, created, out);
     }
 }
 
@@ -37,12 +57,24 @@ impl Child for IntGauge {
     fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
         expo::value_line(name, labels, self.get() as f64, out);
     }
+    fn write_om(&self, family: &str, labels: &[u8], _: f64, _: &mut Scratch, out: &mut Vec<u8>) {
+        openmetrics::gauge(family, labels, self.get() as f64, out);
+    }
+    fn write_pb(&self, labels: &Labels<'_>, _: f64, _: &mut Scratch, out: &mut Vec<u8>) {
+        protobuf::gauge(labels, self.get() as f64, out);
+    }
 }
 
 impl Child for Gauge {
     const KIND: MetricType = MetricType::GAUGE;
     fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
         expo::value_line(name, labels, self.get(), out);
+    }
+    fn write_om(&self, family: &str, labels: &[u8], _: f64, _: &mut Scratch, out: &mut Vec<u8>) {
+        openmetrics::gauge(family, labels, self.get(), out);
+    }
+    fn write_pb(&self, labels: &Labels<'_>, _: f64, _: &mut Scratch, out: &mut Vec<u8>) {
+        protobuf::gauge(labels, self.get(), out);
     }
 }
 
@@ -51,12 +83,22 @@ impl Child for Hist {
     fn write(&self, name: &str, labels: &[u8], out: &mut Vec<u8>) {
         Hist::write(self, name, labels, out);
     }
+    fn write_om(&self, family: &str, labels: &[u8], created: f64, s: &mut Scratch, out: &mut Vec<u8>) {
+        self.read(&mut s.snap);
+        openmetrics::histogram(family, labels, &s.snap, created, out);
+    }
+    fn write_pb(&self, labels: &Labels<'_>, created: f64, s: &mut Scratch, out: &mut Vec<u8>) {
+        self.read(&mut s.snap);
+        protobuf::histogram(labels, &s.snap, created, &mut s.hex, out);
+    }
 }
 
 struct Entry<T> {
     value: String,
     labels: Vec<u8>,
     metric: T,
+    /// Unix seconds when the series was created (OpenMetrics `_created`).
+    created: f64,
 }
 
 struct Inner<T> {
@@ -67,6 +109,13 @@ struct Inner<T> {
     make: Box<dyn Fn() -> T + Send + Sync>,
     /// Sorted by label value, as `Registry::gather` sorts.
     children: RwLock<Vec<Entry<T>>>,
+}
+
+/// What a rich histogram keeps besides its classic buckets (both off: a classic histogram).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rich {
+    pub exemplars: bool,
+    pub native: Option<NativeConfig>,
 }
 
 /// A family with one label. Cloning is cheap (shared).
@@ -100,22 +149,46 @@ impl Family<Gauge> {
 
 impl Family<Hist> {
     pub fn histogram(name: &str, help: &str, label: &str, buckets: &[f64]) -> Result<Self, prometheus::Error> {
-        Self::histogram_with(name, help, Some(label), buckets)
+        Self::histogram_with(name, help, Some(label), buckets, Rich::default())
+    }
+
+    /// A family of histograms with exemplars and/or native buckets.
+    pub fn rich_histogram(
+        name: &str,
+        help: &str,
+        label: &str,
+        b: &[f64],
+        rich: Rich,
+    ) -> Result<Self, prometheus::Error> {
+        Self::histogram_with(name, help, Some(label), b, rich)
     }
 
     /// A family of one histogram without labels, and that histogram.
-    pub fn unlabelled_histogram(name: &str, help: &str, buckets: &[f64]) -> Result<(Self, Hist), prometheus::Error> {
-        let f = Self::histogram_with(name, help, None, buckets)?;
+    pub fn unlabelled_histogram(
+        name: &str,
+        help: &str,
+        buckets: &[f64],
+        rich: Rich,
+    ) -> Result<(Self, Hist), prometheus::Error> {
+        let f = Self::histogram_with(name, help, None, buckets, rich)?;
         let h = f.get("");
         Ok((f, h))
     }
 
-    fn histogram_with(name: &str, help: &str, label: Option<&str>, b: &[f64]) -> Result<Self, prometheus::Error> {
+    fn histogram_with(
+        name: &str,
+        help: &str,
+        label: Option<&str>,
+        b: &[f64],
+        rich: Rich,
+    ) -> Result<Self, prometheus::Error> {
         // The name and help checks of the crate's metrics, then the buckets'.
         IntGauge::new(name, help)?;
         Hist::new(b)?;
         let b = b.to_vec();
-        Ok(Self::new(name, help, label, move || Hist::new(&b).expect("checked at construction")))
+        Ok(Self::new(name, help, label, move || {
+            Hist::rich(&b, rich.exemplars, rich.native).expect("checked at construction")
+        }))
     }
 }
 
@@ -168,7 +241,8 @@ impl<T: Child> Family<T> {
                 if let Some(label) = &self.inner.label {
                     expo::one_label_text(label, value, &mut labels);
                 }
-                children.insert(i, Entry { value: value.into(), labels, metric: metric.clone() });
+                let created = unix_now();
+                children.insert(i, Entry { value: value.into(), labels, metric: metric.clone(), created });
                 metric
             }
         }
@@ -201,6 +275,8 @@ pub trait Exposed: Send + Sync {
     fn name(&self) -> &str;
     /// Writes the family in the text format; nothing when it has no children (as `Registry::gather` skips it).
     fn encode(&self, out: &mut Vec<u8>);
+    /// Writes the family in OpenMetrics or protobuf; nothing when it has no children.
+    fn encode_as(&self, format: Format, s: &mut Scratch, out: &mut Vec<u8>);
     /// The family as the prometheus crate's protobuf (the slow path, for comparing with its `TextEncoder`);
     /// `None` when it has no children.
     fn collect(&self) -> Option<MetricFamily>;
@@ -219,6 +295,35 @@ impl<T: Child> Exposed for Family<T> {
         expo::header(&self.inner.name, &self.inner.help, T::KIND, out);
         for e in children.iter() {
             e.metric.write(&self.inner.name, &e.labels, out);
+        }
+    }
+
+    fn encode_as(&self, format: Format, s: &mut Scratch, out: &mut Vec<u8>) {
+        let children = self.inner.children.read().unwrap_or_else(PoisonError::into_inner);
+        if children.is_empty() {
+            return;
+        }
+        let (name, help) = (self.inner.name.as_str(), self.inner.help.as_str());
+        match format {
+            Format::Text => {
+                drop(children);
+                self.encode(out)
+            }
+            Format::OpenMetrics => {
+                openmetrics::header(name, help, T::KIND, out);
+                let family = openmetrics::family_name(name, T::KIND);
+                for e in children.iter() {
+                    e.metric.write_om(family, &e.labels, e.created, s, out);
+                }
+            }
+            Format::Protobuf => {
+                let mark = protobuf::begin_family(name, help, T::KIND, out);
+                for e in children.iter() {
+                    let labels = Labels::One(self.inner.label.as_deref().map(|l| (l, e.value.as_str())));
+                    e.metric.write_pb(&labels, e.created, s, out);
+                }
+                protobuf::end_family(mark, out);
+            }
         }
     }
 
@@ -297,6 +402,45 @@ impl Families {
         Ok(())
     }
 
+    /// Writes `others` (sorted by name) and these families, merged in name order, in `format` (not
+    /// cleared); `created` stamps the counters and histograms of `others` (the process start). OpenMetrics
+    /// ends with `# EOF`.
+    pub fn encode_as(
+        &self,
+        others: &[MetricFamily],
+        format: Format,
+        created: f64,
+        s: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Result<(), expo::ExpoError> {
+        if format == Format::Text {
+            return self.encode_with(others, out);
+        }
+        let list = self.list.read().unwrap_or_else(PoisonError::into_inner);
+        let other = |mf: &MetricFamily, s: &mut Scratch, out: &mut Vec<u8>| match format {
+            Format::OpenMetrics => openmetrics::encode_family(mf, created, &mut s.labels, out),
+            _ => protobuf::encode_family(mf, created, &mut s.snap, out),
+        };
+        let mut rest = others;
+        for f in list.iter() {
+            while let Some((first, tail)) = rest.split_first() {
+                if first.name() >= f.name() {
+                    break;
+                }
+                other(first, s, out)?;
+                rest = tail;
+            }
+            f.encode_as(format, s, out);
+        }
+        for mf in rest {
+            other(mf, s, out)?;
+        }
+        if format == Format::OpenMetrics {
+            out.extend_from_slice(openmetrics::EOF);
+        }
+        Ok(())
+    }
+
     /// `others` and these families as protobufs, merged in name order (the slow path).
     pub fn collect_with(&self, others: Vec<MetricFamily>) -> Vec<MetricFamily> {
         let list = self.list.read().unwrap_or_else(PoisonError::into_inner);
@@ -339,7 +483,7 @@ mod tests {
             hf.get(k).observe(v);
         }
         let hp = prometheus::Histogram::with_opts(HistogramOpts::new("hp", "plain").buckets(vec![])).unwrap();
-        let (hpf, hp_ours) = Family::unlabelled_histogram("hp", "plain", &[]).unwrap();
+        let (hpf, hp_ours) = Family::unlabelled_histogram("hp", "plain", &[], Rich::default()).unwrap();
         for v in [0.001, 0.3, 7.0, 1e9, f64::NAN, -1.0] {
             hp.observe(v);
             hp_ours.observe(v);

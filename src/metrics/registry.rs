@@ -10,9 +10,10 @@ use crate::config::Buckets;
 use crate::decode::labels::{Category, PRECREATED_MODELS};
 use crate::decode::{ErrorReason, MetricKey, OtherKind};
 use crate::metrics::expo::ExpoError;
-use crate::metrics::family::{Child, Families, Family};
+use crate::metrics::family::{Child, Families, Family, Rich, Scratch};
 use crate::metrics::hist::Hist;
 use crate::metrics::process::{unix_now, ProcessCollector};
+use crate::metrics::Format;
 use crate::table::{label_enum, Label, PerKey};
 
 label_enum! {
@@ -148,9 +149,22 @@ impl Builder<'_> {
         self.fam(Family::counter(name, help, label)?)
     }
     fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Hist, prometheus::Error> {
-        let (f, h) = Family::unlabelled_histogram(name, help, buckets)?;
+        self.rich_histogram(name, help, buckets, Rich::default())
+    }
+    fn rich_histogram(&self, name: &str, help: &str, b: &[f64], rich: Rich) -> Result<Hist, prometheus::Error> {
+        let (f, h) = Family::unlabelled_histogram(name, help, b, rich)?;
         self.fam(f)?;
         Ok(h)
+    }
+    fn rich_histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        label: &str,
+        b: &[f64],
+        rich: Rich,
+    ) -> Result<Family<Hist>, prometheus::Error> {
+        self.fam(Family::rich_histogram(name, help, label, b, rich)?)
     }
     fn histogram_vec(&self, name: &str, help: &str, label: &str, b: &[f64]) -> Result<Family<Hist>, prometheus::Error> {
         self.fam(Family::histogram(name, help, label, b)?)
@@ -167,6 +181,8 @@ impl Metrics {
         let registry = Registry::new();
         let families = Families::default();
         let m = Builder { r: &registry, f: &families };
+        // Exemplars and native buckets: the latency and quality-score histograms (README, Exposition formats).
+        let rich = Rich { exemplars: b.exemplars, native: b.native };
 
         let build_info = m.reg(prometheus::IntGaugeVec::new(
             Opts::new("dashflow_build_info", "Build and version information (always 1)"),
@@ -235,7 +251,12 @@ or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
             queries_passed: m
                 .counter("dashstream_quality_monitor_queries_passed_total", "Queries that passed quality threshold")?,
             queries_failed: handles(&failed),
-            query_latency: m.histogram("dashstream_query_latency_ms", "Query latency in milliseconds", &b.latency_ms)?,
+            query_latency: m.rich_histogram(
+                "dashstream_query_latency_ms",
+                "Query latency in milliseconds",
+                &b.latency_ms,
+                rich,
+            )?,
             retry_count: m.histogram_vec(
                 "dashstream_quality_retry_count",
                 "Number of retries per quality query",
@@ -245,18 +266,20 @@ or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
             accuracy: m.gauge("dashstream_quality_accuracy", "Quality accuracy score (0.0-1.0)")?,
             relevance: m.gauge("dashstream_quality_relevance", "Quality relevance score (0.0-1.0)")?,
             completeness: m.gauge("dashstream_quality_completeness", "Quality completeness score (0.0-1.0)")?,
-            score_by_model: m.histogram_vec(
+            score_by_model: m.rich_histogram_vec(
                 "dashstream_quality_score_by_model",
                 "Quality score distribution by model (0.0-1.0)",
                 "model",
                 &b.quality_score,
+                rich,
             )?,
             queries_by_model: by_model,
-            latency_by_model: m.histogram_vec(
+            latency_by_model: m.rich_histogram_vec(
                 "dashstream_latency_by_model_ms",
                 "Query latency by model in milliseconds",
                 "model",
                 &b.latency_ms,
+                rich,
             )?,
             turns_by_session: m.histogram(
                 "dashstream_turns_by_session",
@@ -390,6 +413,14 @@ observed in dashstream_exporter_event_delay_seconds",
 pub fn encode_text(m: &Metrics, buf: &mut Vec<u8>) -> Result<(), ExpoError> {
     buf.clear();
     m.families.encode_with(&m.registry.gather(), buf)
+}
+
+/// Encodes every family in `format` into `buf` (cleared first); `scratch` is the scrape thread's. Text is
+/// [`encode_text`]'s bytes exactly.
+pub fn encode(m: &Metrics, format: Format, scratch: &mut Scratch, buf: &mut Vec<u8>) -> Result<(), ExpoError> {
+    buf.clear();
+    let created = m.process_start_time.get();
+    m.families.encode_as(&m.registry.gather(), format, created, scratch, buf)
 }
 
 impl Metrics {

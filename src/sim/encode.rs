@@ -71,6 +71,8 @@ pub fn frame(msg: &DashStreamMessage, framing: Framing) -> Vec<u8> {
 pub struct QualityRecord {
     /// `header.thread_id`; `None` leaves the header out entirely.
     pub thread_id: Option<String>,
+    /// `header.message_id` (empty: unset, as protobuf leaves it); only written with a header.
+    pub message_id: Vec<u8>,
     /// `header.timestamp_us` (0: unset, as protobuf leaves it); only written with a header.
     pub timestamp_us: i64,
     pub scope: String,
@@ -93,6 +95,7 @@ impl Default for QualityRecord {
     fn default() -> Self {
         QualityRecord {
             thread_id: None,
+            message_id: Vec::new(),
             timestamp_us: 0,
             scope: "quality".into(),
             scope_id: String::new(),
@@ -149,6 +152,7 @@ impl QualityRecord {
     pub fn sample(n: u64) -> Self {
         QualityRecord {
             thread_id: Some(format!("sess-{}", n % 7)),
+            message_id: n.to_be_bytes().repeat(2),
             scope_id: format!("q-{n}"),
             query_id: Some(format!("q-{n}")),
             quality_score: Some(0.5 + (n % 5) as f64 / 10.0),
@@ -195,6 +199,7 @@ impl QualityRecord {
         let mut m = Metrics {
             header: self.thread_id.as_ref().map(|t| Header {
                 thread_id: t.clone(),
+                message_id: self.message_id.clone(),
                 timestamp_us: self.timestamp_us,
                 r#type: MessageType::Metrics as i32,
                 schema_version: 1,
@@ -303,9 +308,14 @@ fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
     if let Some(thread) = &rec.thread_id {
         let stamp = rec.timestamp_us as u64; // int64: the two's-complement bit pattern
         let stamp_len = if stamp == 0 { 0 } else { 1 + varint_len(stamp) };
-        let header_len = stamp_len + 1 + varint_len(thread.len() as u64) + thread.len() + 2 + 2;
+        let id = &rec.message_id;
+        let id_len = if id.is_empty() { 0 } else { 1 + varint_len(id.len() as u64) + id.len() };
+        let header_len = id_len + stamp_len + 1 + varint_len(thread.len() as u64) + thread.len() + 2 + 2;
         put_tag(m, 1, 2);
         put_varint(m, header_len as u64);
+        if !id.is_empty() {
+            put_bytes(m, 1, id);
+        }
         if stamp != 0 {
             put_tag(m, 2, 0);
             put_varint(m, stamp);

@@ -185,6 +185,10 @@ impl Generator {
         let rec = &mut self.record;
         // The session (thread) id, as DashFlow producers also use it for the record key.
         set_text(&mut rec.thread_id, format_args!("session-{:08x}-{session}", self.cfg.seed));
+        // A 16-byte message id, unique per seed and record (a UUID's size), reusing the buffer.
+        rec.message_id.clear();
+        rec.message_id.extend_from_slice(&self.cfg.seed.to_be_bytes());
+        rec.message_id.extend_from_slice(&self.n.to_be_bytes());
         rec.scope_id.clear();
         let _ = write!(rec.scope_id, "q-{}", self.n);
         set_text(&mut rec.query_id, format_args!("q-{}", self.n));
