@@ -643,8 +643,11 @@ NEGOTIATION = [  # (Accept or None for no header, expected content type or "prot
 
 
 def skeleton(text: str) -> list[str]:
-    """The exposition without sample values: metadata lines and series names with labels, in order."""
-    return [ln if ln.startswith("#") else ln.rsplit(" ", 1)[0] for ln in text.splitlines()]
+    """The exposition without sample values: every metadata line, and the series (name and labels) of the data
+    families, in order. The exporter's own families are left out: a labelled child of theirs (a connection
+    closed for a new reason) may appear between two fetches."""
+    return [ln if ln.startswith("#") else ln.rsplit(" ", 1)[0] for ln in text.splitlines()
+            if ln.startswith("#") or (ln.startswith("dashstream_") and not ln.startswith("dashstream_exporter_"))]
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["identity", "gzip"])
