@@ -13,7 +13,8 @@ exporter binding its port. --pid-file names a file holding the exporter's pid, r
    (an underestimate of the rate; "start_from" in the JSON says which).
 2. Then it scrapes every --interval seconds on a fixed schedule (0.05 = 20 scrapes/s, "with scraping";
    0.5 = 2/s, only to see the end, "without scraping"), timing each scrape from sending the request to
-   having the whole body, like Prometheus does: one keep-alive connection, Accept-Encoding: gzip.
+   having the whole body, like Prometheus does: one keep-alive connection, Accept-Encoding: gzip, and with
+   --format openmetrics|protobuf the Accept header Prometheus 2.42 sends for that format (default: none, text).
 3. The drain ends at dashstream_exporter_last_event_timestamp_seconds as read by the first scrape that sees
    queries_total == N: the wall time at which the worker started applying the batch holding the last event.
    So the end is exact whatever the interval, and both runs are timed the same way.
@@ -48,16 +49,86 @@ import sys
 import time
 import urllib.parse
 
+ACCEPT = {
+    "text": None,
+    "openmetrics": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "protobuf": "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
+    "application/openmetrics-text;version=1.0.0;q=0.8,*/*;q=0.1",
+}
+
+
+def _varint(b, i):
+    shift = v = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return v, i
+
+
+def _fields(b):
+    """(field number, wire type, value) of one protobuf message (varint, fixed64 as bytes, length-delimited)."""
+    i = 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        f, w = key >> 3, key & 7
+        if w == 0:
+            v, i = _varint(b, i)
+        elif w == 1:
+            v, i = b[i : i + 8], i + 8
+        elif w == 2:
+            n, i = _varint(b, i)
+            v, i = b[i : i + n], i + n
+        elif w == 5:
+            v, i = b[i : i + 4], i + 4
+        else:
+            raise ValueError(f"wire type {w}")
+        yield f, w, v
+
+
+def protobuf_as_text(body):
+    """The counters and gauges of a delimited MetricFamily stream as unlabelled text lines (what value()
+    reads), plus one placeholder line per other sample so series() counts the same as in the text format."""
+    import struct
+
+    out, i = [], 0
+    while i < len(body):
+        n, i = _varint(body, i)
+        fam, i = body[i : i + n], i + n
+        name, metrics = b"", []
+        for f, _, v in _fields(fam):
+            if f == 1:
+                name = v
+            elif f == 4:
+                metrics.append(v)
+        for m in metrics:
+            for f, _, v in _fields(m):
+                if f in (2, 3):  # gauge, counter: value is field 1 (double)
+                    for g, _, x in _fields(v):
+                        if g == 1:
+                            out.append(name + b" " + repr(struct.unpack("<d", x)[0]).encode())
+                elif f == 7:  # histogram: a line per bucket, _sum and _count
+                    out.extend(b"h 0" for g, _, _ in _fields(v) if g == 3)
+                    out.extend([b"h 0", b"h 0"])
+    return b"\n" + b"\n".join(out) + b"\n"
+
+
 QUERIES = b"dashstream_quality_monitor_queries_total "
 LAST_EVENT = b"dashstream_exporter_last_event_timestamp_seconds "
 PROCESS_START = b"process_start_time_seconds "
 
 
 class Scraper:
-    def __init__(self, url):
+    def __init__(self, url, accept=None):
         u = urllib.parse.urlsplit(url)
         self.host, self.port, self.path = u.hostname, u.port, u.path or "/metrics"
         self.conn = None
+        self.headers = {"Accept-Encoding": "gzip"}
+        if accept:
+            self.headers["Accept"] = accept
 
     def scrape(self):
         """Returns (seconds taken, body) or raises OSError/HTTPException."""
@@ -70,7 +141,7 @@ class Scraper:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         t0 = time.perf_counter()
         try:
-            self.conn.request("GET", self.path, headers={"Accept-Encoding": "gzip"})
+            self.conn.request("GET", self.path, headers=self.headers)
             r = self.conn.getresponse()
             body = r.read()
         except (OSError, http.client.HTTPException):
@@ -82,6 +153,8 @@ class Scraper:
             raise http.client.HTTPException(f"/metrics answered {r.status}")
         if r.getheader("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        if (r.getheader("Content-Type") or "").startswith("application/vnd.google.protobuf"):
+            body = protobuf_as_text(body)
         return took, t0 + took / 2, body
 
 
@@ -158,9 +231,11 @@ def main():
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--interleave", type=float, default=0, help="window length (s); 0 = no windows")
     ap.add_argument("--first", choices=["scraped", "quiet"], default="scraped")
+    ap.add_argument("--format", choices=sorted(ACCEPT), default="text",
+                    help="the exposition format to ask for (Accept header as Prometheus 2.42 sends it)")
     a = ap.parse_args()
 
-    s = Scraper(a.url)
+    s = Scraper(a.url, ACCEPT[a.format])
     deadline = time.monotonic() + a.timeout
 
     def fail(msg):

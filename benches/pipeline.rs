@@ -12,13 +12,15 @@
 //!   once (label handles cached, sessions known), as the worker thread does. `wall`/`now` are taken once,
 //!   like the worker does per batch.
 //! - `decode_apply/framed`: decode + normalize + apply on one thread: the exporter's own CPU cost of an
-//!   event (the issue's "decode+apply" target).
+//!   event (the issue's "decode+apply" target), with the defaults (exemplars and native histograms on);
+//!   `framed_exemplars_only` and `framed_classic` (both off) show what each costs.
 //! - `encode_metrics/{demo,1k,10k,10k_histograms}`: `metrics::encode_text` of every family (what a scrape
 //!   costs before HTTP and gzip); the series count (exposition lines that are not comments) is printed. 1k
 //!   and 10k are reached by registering an extra labelled family (`family::Family`, like the exporter's own)
 //!   of gauges, or of latency histograms, with as many label values as needed on top of the demo registry
 //!   (see `common::registry_with_series`). `*_prometheus_text_encoder` encodes the same families through the
-//!   prometheus crate (`gather` + `TextEncoder`), for comparison in the same run.
+//!   prometheus crate (`gather` + `TextEncoder`), for comparison in the same run; `*_openmetrics` and
+//!   `*_protobuf` the same registry in the other two formats a scrape can negotiate.
 
 mod common;
 
@@ -28,7 +30,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::Decoded;
-use dashflow_prometheus_exporter::metrics::{encode_text, unix_now};
+use dashflow_prometheus_exporter::metrics::family::Scratch;
+use dashflow_prometheus_exporter::metrics::{encode as encode_as, encode_text, unix_now, Format};
 
 use common::{Kind, Padding};
 
@@ -89,24 +92,30 @@ fn apply(c: &mut Criterion) {
     g.finish();
 }
 
+/// Decode, normalize and apply per record: with the defaults (exemplars and native histograms on), with
+/// exemplars alone, and classic only (both off): what exemplars and native buckets cost (issue: at most 10 %).
 fn decode_apply(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode_apply");
     g.throughput(Throughput::Elements(1));
     let records = common::corpus(Kind::Framed);
-    let mut a = common::applier(common::metrics());
-    common::warm_up(&mut a, &common::events(&records));
-    let mut d = common::decoder();
-    let mut n = Normalizer::default();
-    let (wall, now) = (unix_now(), Instant::now());
-    let mut i = 0;
-    g.bench_function("framed", |b| {
-        b.iter(|| {
-            i = (i + 1) % records.len();
-            if let Ok(Decoded::Quality(v)) = d.decode(black_box(&records[i])) {
-                a.apply(&n.event(&v), wall, now);
-            }
-        })
-    });
+    for (name, exemplars, native) in
+        [("framed", true, true), ("framed_exemplars_only", true, false), ("framed_classic", false, false)]
+    {
+        let mut a = common::applier(common::metrics_with(exemplars, native));
+        common::warm_up(&mut a, &common::events(&records));
+        let mut d = common::decoder();
+        let mut n = Normalizer::with_exemplars(exemplars);
+        let (wall, now) = (unix_now(), Instant::now());
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % records.len();
+                if let Ok(Decoded::Quality(v)) = d.decode(black_box(&records[i])) {
+                    a.apply(&n.event(&v), wall, now);
+                }
+            })
+        });
+    }
     g.finish();
 }
 
@@ -117,6 +126,7 @@ fn encode(c: &mut Criterion) {
         ("1k", 1_000, Padding::Gauges),
         ("10k", 10_000, Padding::Gauges),
         ("10k_histograms", 10_000, Padding::Histograms),
+        ("10k_rich_histograms", 10_000, Padding::RichHistograms),
     ] {
         let (a, n) = common::registry_with_series(target, padding);
         eprintln!("encode_metrics/{name}: {n} series");
@@ -128,6 +138,16 @@ fn encode(c: &mut Criterion) {
                 black_box(buf.len())
             })
         });
+        // The same registry in the other formats a scrape can negotiate.
+        let mut scratch = Scratch::default();
+        for (format, tag) in [(Format::OpenMetrics, "openmetrics"), (Format::Protobuf, "protobuf")] {
+            g.bench_function(format!("{name}_{tag}"), |b| {
+                b.iter(|| {
+                    encode_as(&m, format, &mut scratch, &mut buf).expect("encode");
+                    black_box(buf.len())
+                })
+            });
+        }
         // The same families through the prometheus crate (every family gathered into protobufs, then its
         // TextEncoder): what encode_text cost before the labelled families wrote themselves; identical bytes
         // (unit tests in src/metrics/ and src/metrics/family.rs).

@@ -1,7 +1,10 @@
 //! Scrape latency over real HTTP at the demo's series count and at 10 000 series, idle and while a thread
 //! applies events flat out, and what scraping costs that thread (issue 6, part 3, in-process).
 //!
-//! `cargo bench --bench scrape` (env `SCRAPES`, default 200 per case; 3 under `cargo test --benches`). The exporter's own HTTP side
+//! `cargo bench --bench scrape` (env `SCRAPES`, default 200 per case; 3 under `cargo test --benches`). Each
+//! case runs in the three formats a scrape can negotiate (text, OpenMetrics, protobuf: the `Accept` headers
+//! of Prometheus 2.42 with and without native histograms); `10000h` is 10 000 series of which the padding
+//! is histograms with exemplars and native buckets. The exporter's own HTTP side
 //! (`http::bind`, the gate thread and the default 2 request threads) serves a registry built like the
 //! daemon's after traffic (see `common::registry_with_series`; 10k is reached with an extra labelled
 //! family). A client thread scrapes /metrics 20 times per second on one keep-alive connection with
@@ -28,23 +31,30 @@ use dashflow_prometheus_exporter::runtime::shutdown::Lifecycle;
 struct Client {
     r: BufReader<TcpStream>,
     body: Vec<u8>,
+    request: Vec<u8>,
 }
 
+/// The formats a scrape can ask for, with the `Accept` header Prometheus 2.42 sends for each (none: text).
+const FORMATS: [(&str, &str); 3] = [
+    ("text", ""),
+    ("openmetrics", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+    ("protobuf", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,*/*;q=0.1"),
+];
+
 impl Client {
-    fn new(addr: SocketAddr) -> Client {
+    fn new(addr: SocketAddr, accept: &str) -> Client {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_nodelay(true).expect("nodelay");
         s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        Client { r: BufReader::new(s), body: Vec::new() }
+        let accept = if accept.is_empty() { String::new() } else { format!("Accept: {accept}\r\n") };
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: bench\r\n{accept}Accept-Encoding: gzip\r\n\r\n");
+        Client { r: BufReader::new(s), body: Vec::new(), request: request.into_bytes() }
     }
 
     /// Scrapes once; returns the time taken and the body size.
     fn scrape(&mut self) -> (Duration, usize) {
         let t0 = Instant::now();
-        self.r
-            .get_mut()
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n")
-            .expect("send");
+        self.r.get_mut().write_all(&self.request).expect("send");
         let mut line = String::new();
         let mut len = None;
         let mut status = None;
@@ -79,8 +89,8 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Scrapes `n` times, every 50 ms; returns (p50, p99, max) in ms and the (gzipped) body size.
-fn scrape_series(addr: SocketAddr, n: usize) -> (f64, f64, f64, usize) {
-    let mut c = Client::new(addr);
+fn scrape_series(addr: SocketAddr, accept: &str, n: usize) -> (f64, f64, f64, usize) {
+    let mut c = Client::new(addr, accept);
     c.scrape(); // connection set up, buffers sized
     let mut ms = Vec::with_capacity(n);
     let mut size = 0;
@@ -130,11 +140,15 @@ fn main() {
         http_cfg.threads
     );
     println!(
-        "{:<8} {:>7} {:>10} {:>9} {:>9} {:>9} {:>16} {:>16}",
-        "series", "case", "gzip body", "p50 ms", "p99 ms", "max ms", "apply/s alone", "apply/s scraped"
+        "{:<8} {:<12} {:>7} {:>10} {:>9} {:>9} {:>9} {:>16} {:>16}",
+        "series", "format", "case", "gzip body", "p50 ms", "p99 ms", "max ms", "apply/s alone", "apply/s scraped"
     );
-    for target in [0, 10_000] {
-        let (applier, series) = common::registry_with_series(target, common::Padding::Gauges);
+    let cases =
+        [(0, common::Padding::Gauges), (10_000, common::Padding::Gauges), (10_000, common::Padding::RichHistograms)];
+    for ((target, padding), (format, accept)) in cases.into_iter().flat_map(|c| FORMATS.map(|f| (c, f))) {
+        let (applier, series) = common::registry_with_series(target, padding);
+        let series =
+            if matches!(padding, common::Padding::RichHistograms) { format!("{series}h") } else { series.to_string() };
         let metrics = applier.metrics().clone();
         let server = http::bind(&http_cfg).expect("bind");
         let life = Lifecycle::new();
@@ -145,8 +159,11 @@ fn main() {
             for _ in 0..http_cfg.threads {
                 s.spawn(move || http::serve(&server.server, metrics, life));
             }
-            let (p50, p99, max, size) = scrape_series(server.addr, scrapes);
-            println!("{series:<8} {:>7} {size:>10} {p50:>9.2} {p99:>9.2} {max:>9.2} {:>16} {:>16}", "idle", "-", "-");
+            let (p50, p99, max, size) = scrape_series(server.addr, accept, scrapes);
+            println!(
+                "{series:<8} {format:<12} {:>7} {size:>10} {p50:>9.2} {p99:>9.2} {max:>9.2} {:>16} {:>16}",
+                "idle", "-", "-"
+            );
 
             let (stop_load, count) = (&stop_load, &count);
             s.spawn(move || load(applier, stop_load, count));
@@ -154,11 +171,11 @@ fn main() {
             let window = Duration::from_millis(50 * scrapes as u64);
             let alone = rate_over(count, window);
             let (c0, t0) = (count.load(Ordering::Relaxed), Instant::now());
-            let (p50, p99, max, size) = scrape_series(server.addr, scrapes);
+            let (p50, p99, max, size) = scrape_series(server.addr, accept, scrapes);
             let scraped = (count.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64();
             stop_load.store(true, Ordering::Relaxed);
             println!(
-                "{series:<8} {:>7} {size:>10} {p50:>9.2} {p99:>9.2} {max:>9.2} {alone:>16.0} {scraped:>16.0}",
+                "{series:<8} {format:<12} {:>7} {size:>10} {p50:>9.2} {p99:>9.2} {max:>9.2} {alone:>16.0} {scraped:>16.0}",
                 "loaded"
             );
             life.request_stop();

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
 use dashflow_prometheus_exporter::decode::event::{Event, Normalizer};
+use dashflow_prometheus_exporter::decode::ids::Ids;
 use dashflow_prometheus_exporter::decode::{Decoded, Decoder, DEFAULT_MAX_PAYLOAD};
-use dashflow_prometheus_exporter::metrics::family::Family;
+use dashflow_prometheus_exporter::metrics::family::{Family, Rich};
 use dashflow_prometheus_exporter::metrics::sessions::SessionTracker;
 use dashflow_prometheus_exporter::metrics::{encode_text, unix_now, Applier, Metrics};
 use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
@@ -69,6 +70,16 @@ pub fn metrics() -> Metrics {
     Metrics::new(&buckets).expect("metrics")
 }
 
+/// The default registry, with exemplars and native histograms switched as given (both on by default).
+pub fn metrics_with(exemplars: bool, native: bool) -> Metrics {
+    let mut buckets = Config::from_raw(&RawSettings::default()).expect("default config").buckets;
+    buckets.exemplars = exemplars;
+    if !native {
+        buckets.native = None;
+    }
+    Metrics::new(&buckets).expect("metrics")
+}
+
 /// An applier with the daemon's defaults (300 s session timeout, 100 000 sessions tracked at most).
 pub fn applier(m: Metrics) -> Applier {
     Applier::new(m, SessionTracker::new(Duration::from_secs(300), 100_000))
@@ -97,6 +108,9 @@ pub enum Padding {
     Gauges,
     /// Histograms with the latency buckets (each label value adds one series per bucket, +Inf, _sum, _count).
     Histograms,
+    /// The same, with exemplars and native buckets (the defaults of the three rich families), each bucket
+    /// holding an exemplar.
+    RichHistograms,
 }
 
 /// A registry as the daemon has it after the corpus (every model, category, retry status seen), padded
@@ -118,15 +132,31 @@ pub fn registry_with_series(target: usize, padding: Padding) -> (Applier, usize)
                     pad.get(&format!("series-{i:05}")).set(i as i64);
                 }
             }
-            Padding::Histograms => {
-                let buckets = Config::from_raw(&RawSettings::default()).expect("defaults").buckets.latency_ms;
+            Padding::Histograms | Padding::RichHistograms => {
+                let b = Config::from_raw(&RawSettings::default()).expect("defaults").buckets;
+                let buckets = b.latency_ms;
                 let per = buckets.len() + 3;
-                let pad = Family::histogram(name, help, "id", &buckets).expect("padding family");
+                let pad = match padding {
+                    Padding::RichHistograms => {
+                        let rich = Rich { exemplars: true, native: b.native };
+                        Family::rich_histogram(name, help, "id", &buckets, rich)
+                    }
+                    _ => Family::histogram(name, help, "id", &buckets),
+                }
+                .expect("padding family");
                 m.families.register(pad.clone()).expect("register padding");
+                let ids = Ids::new("session-00000007-123", &[0x5a; 16]);
+                let rich = matches!(padding, Padding::RichHistograms);
                 for i in 0..(target - base).div_ceil(per) {
                     let h = pad.get(&format!("series-{i:05}"));
-                    for k in 0..(i % 7) {
-                        h.observe((k * 97 % 5000) as f64);
+                    if rich {
+                        for k in 0..40u64 {
+                            h.observe_with((k * 997 % 40_000) as f64, &ids, 1_700_000_000_000);
+                        }
+                    } else {
+                        for k in 0..(i % 7) {
+                            h.observe((k * 97 % 5000) as f64);
+                        }
                     }
                 }
             }

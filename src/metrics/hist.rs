@@ -83,6 +83,19 @@ pub struct Exemplar {
     pub ts_ms: i64,
 }
 
+impl Snapshot {
+    /// Fills this snapshot from a histogram of the prometheus crate's protobuf (no exemplars, no native part).
+    pub fn set_from_proto(&mut self, h: &proto::Histogram) {
+        self.cumulative.clear();
+        let finite = h.get_bucket().iter().filter(|b| !(b.upper_bound().is_infinite() && b.upper_bound() > 0.0));
+        self.cumulative.extend(finite.map(|b| (b.upper_bound(), b.cumulative_count())));
+        self.count = h.get_sample_count();
+        self.sum = h.get_sample_sum();
+        self.exemplars.clear();
+        self.native = None;
+    }
+}
+
 /// What a scrape copies out of a histogram; reused from scrape to scrape.
 #[derive(Default, Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -416,6 +429,19 @@ mod tests {
         let mut text = Vec::new();
         h.write("x", b"", &mut text);
         assert!(String::from_utf8(text).unwrap().contains("x_count 200000\n"));
+    }
+
+    /// What one series holds (README, Exposition formats): the latency buckets with exemplars and the default
+    /// native window.
+    #[test]
+    fn memory_per_series() {
+        let latency = [10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 15000.0, 20000.0, 30000.0];
+        assert_eq!(std::mem::size_of::<Slot>(), 120);
+        assert_eq!(Hist::new(&latency).unwrap().heap_bytes(), 200);
+        assert_eq!(Hist::rich(&latency, true, None).unwrap().heap_bytes(), 200 + 13 * 120);
+        assert_eq!(Hist::rich(&latency, true, Some(NativeConfig::default())).unwrap().heap_bytes(), 4320);
+        let max = NativeConfig { max_buckets: 4096, ..NativeConfig::default() };
+        assert_eq!(Hist::rich(&latency, false, Some(max)).unwrap().heap_bytes(), 200 + 2 * 4096 * 8);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The metrics stage: the families the exporter exposes, the rules that apply a quality event to them, and
-//! the text exposition a scrape writes (README, Metrics).
+//! the expositions a scrape writes (README, Metrics and Exposition formats).
 //!
 //! [`registry`] registers every family and holds the shared handles ([`Metrics`]); [`apply`] is the worker's
 //! [`Applier`]; [`family`] and [`hist`] are the labelled families and histograms a scrape writes straight from
-//! their atomics, in the format of [`expo`]; [`sessions`] tracks sessions for `dashstream_turns_by_session`;
-//! [`process`] reads the `process_*` metrics.
+//! their atomics (the rich histograms with exemplars and the [`native`] buckets); [`expo`] writes the text
+//! format 0.0.4, [`openmetrics`] OpenMetrics 1.0.0 and [`protobuf`] the delimited protobuf stream, chosen per
+//! scrape as a [`Format`]; [`sessions`] tracks sessions for `dashstream_turns_by_session`; [`process`] reads
+//! the `process_*` metrics.
 
 pub mod apply;
 pub mod expo;
@@ -57,23 +59,7 @@ mod tests {
 
     #[test]
     fn the_exporters_registry_after_traffic_matches_the_reference_encoder() {
-        let mut applier =
-            Applier::new(Metrics::new(&buckets()).unwrap(), SessionTracker::new(Duration::from_secs(300), 1000));
-        let mut generator = Generator::new(Traffic { seed: 11, ..Traffic::default() });
-        let mut decoder = Decoder::new(DEFAULT_MAX_PAYLOAD);
-        let mut normalizer = Normalizer::default();
-        let (mut value, mut key) = (Vec::new(), String::new());
-        for _ in 0..2000 {
-            value.clear();
-            generator.next_encoded(&mut value, &mut key);
-            match decoder.decode(&value) {
-                Ok(Decoded::Quality(v)) => {
-                    let ev = normalizer.event(&v);
-                    applier.apply(&ev, 1_700_000_000.0, Instant::now());
-                }
-                other => panic!("the generator's records are quality events: {other:?}"),
-            }
-        }
+        let applier = populated();
         // What a scrape writes (registry gathered, labelled families from their storage) against the crate's
         // TextEncoder over every family as protobufs; the process_* values (CPU, RSS) move between the two
         // reads, their lines are compared without the value.

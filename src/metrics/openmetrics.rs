@@ -184,16 +184,7 @@ pub fn encode_family(
             MetricType::COUNTER => counter(family, labels, m.get_counter().get_value(), created, out),
             MetricType::GAUGE => gauge(name, labels, m.get_gauge().get_value(), out),
             MetricType::HISTOGRAM => {
-                let h = m.get_histogram();
-                snap.cumulative.clear();
-                snap.cumulative.extend(
-                    h.get_bucket()
-                        .iter()
-                        .map(|b| (b.upper_bound(), b.cumulative_count()))
-                        .filter(|(ub, _)| !(ub.is_infinite() && *ub > 0.0)),
-                );
-                snap.count = h.get_sample_count();
-                snap.sum = h.get_sample_sum();
+                snap.set_from_proto(m.get_histogram());
                 histogram(name, labels, &snap, created, out);
             }
             MetricType::SUMMARY => {

@@ -312,18 +312,7 @@ pub fn encode_family(mf: &MetricFamily, created: f64, snap: &mut Snapshot, out: 
             MetricType::COUNTER => counter(&l, m.get_counter().get_value(), created, out),
             MetricType::GAUGE => gauge(&l, m.get_gauge().get_value(), out),
             MetricType::HISTOGRAM => {
-                let h = m.get_histogram();
-                snap.cumulative.clear();
-                snap.cumulative.extend(
-                    h.get_bucket()
-                        .iter()
-                        .map(|b| (b.upper_bound(), b.cumulative_count()))
-                        .filter(|(ub, _)| !(ub.is_infinite() && *ub > 0.0)),
-                );
-                snap.count = h.get_sample_count();
-                snap.sum = h.get_sample_sum();
-                snap.exemplars.clear();
-                snap.native = None;
+                snap.set_from_proto(m.get_histogram());
                 histogram(&l, snap, created, &mut hex, out);
             }
             // Neither is registered by the exporter (the process collector has none).
