@@ -667,6 +667,11 @@ def test_content_negotiation(stack, gzip):
             continue
         if (enc == "gzip") != gzip:
             bad.append(seen[-1] + " (Content-Encoding)")
+        vary = {v.strip().lower() for v in f.headers.get("vary", "").split(",")}
+        if not {"accept", "accept-encoding"} <= vary:  # a cache must key the answer on both
+            bad.append(seen[-1] + f" (Vary: {f.headers.get('vary')!r})")
+        if f.headers.get("content-length") != str(len(f.raw)):
+            bad.append(seen[-1] + f" (Content-Length {f.headers.get('content-length')!r})")
         if want == "proto":
             typ, params = media_type(ct or "")
             if (typ, params.get("proto"), params.get("encoding")) != (
