@@ -12,8 +12,10 @@
 //! An observation is two atomic operations and a scrape never waits. The text written is what the crate
 //! writes for the same observations (tests in `family`).
 //!
-//! A histogram made with [`Hist::rich`] also keeps, per bucket, the last observation's exemplar (the record's
-//! ids, the value and when it was applied) and optionally native buckets ([`native`]). Its observations go
+//! A histogram made with [`Hist::rich`] also keeps, per bucket, a recent observation as its exemplar (the
+//! record's ids, the value and when it was applied: the first observation of the bucket in each millisecond,
+//! so a batch stamped with one time writes each bucket's exemplar once) and optionally native buckets
+//! ([`native`]). Its observations go
 //! through a write section: a sequence number made odd while one writer updates counts, sum, exemplar and
 //! native buckets, even again after. A scrape copies everything and keeps the copy only when the number was
 //! even and unchanged around it, so count, buckets, native buckets and sum always agree (Prometheus checks
@@ -202,6 +204,10 @@ impl Hist {
         let c = &inner.counts[i];
         c.store(c.load(Relaxed) + 1, Relaxed);
         inner.sum.store((f64::from_bits(inner.sum.load(Relaxed)) + v).to_bits(), Relaxed);
+        // One exemplar per bucket and millisecond: the worker stamps a whole batch with one time, so under
+        // load the first observation of each batch in a bucket is kept and the rest cost nothing.
+        let exemplar =
+            exemplar.filter(|(_, ts_ms)| rich.exemplars.get(i).is_some_and(|s| s.ts_ms.load(Relaxed) != *ts_ms));
         if let (Some(slot), Some((ids, ts_ms))) = (rich.exemplars.get(i), exemplar) {
             let mut words = [0u64; WORDS];
             let lens = ids.to_words(&mut words);

@@ -32,6 +32,7 @@ fn frac_bounds(schema: i8) -> &'static [f64] {
 }
 
 /// `v = frac · 2^exp` with `frac` in [0.5, 1), for finite `v > 0`.
+#[inline]
 fn frexp(v: f64) -> (f64, i32) {
     let bits = v.to_bits();
     let raw_exp = ((bits >> 52) & 0x7ff) as i32;
@@ -45,6 +46,7 @@ fn frexp(v: f64) -> (f64, i32) {
 }
 
 /// The bucket index of `v` (finite, > 0) at `schema`. `+Inf` goes to the bucket of `f64::MAX`.
+#[inline]
 pub fn index(v: f64, schema: i8) -> i32 {
     let v = if v.is_infinite() { f64::MAX } else { v };
     let (frac, exp) = frexp(v);
@@ -209,6 +211,7 @@ impl Native {
     }
 
     /// Counts `v`. Writer only (inside the histogram's write section). NaN is not counted here.
+    #[inline]
     pub fn observe(&self, v: f64) {
         if v.is_nan() {
             return;
@@ -218,8 +221,21 @@ impl Native {
             return;
         }
         let window = if v > 0.0 { &self.positive } else { &self.negative };
-        let mut schema = self.schema.load(Relaxed) as i8;
-        let mut i = i64::from(index(v.abs(), schema));
+        let schema = self.schema.load(Relaxed) as i8;
+        let i = i64::from(index(v.abs(), schema));
+        // The common case: a bucket within the populated range.
+        let (lo, hi) = (window.lo.load(Relaxed), window.hi.load(Relaxed));
+        if lo <= i && i <= hi {
+            let slot = &window.counts[(i - window.base.load(Relaxed)) as usize];
+            slot.store(slot.load(Relaxed) + 1, Relaxed);
+            return;
+        }
+        self.observe_outside(window, i, schema);
+    }
+
+    /// A bucket outside the populated range: the window moves, or the schema is lowered until it fits.
+    #[cold]
+    fn observe_outside(&self, window: &Window, mut i: i64, mut schema: i8) {
         while !window.fits(i) && schema > MIN_SCHEMA {
             self.positive.halve();
             self.negative.halve();
