@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -875,3 +876,145 @@ class Stunnel:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# formats (test_formats.py): hand-made quality records, raw HTTP fetches, the Prometheus API's native histograms
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        low = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _pb_field(number: int, wire: int, payload: bytes) -> bytes:
+    key = _varint((number << 3) | wire)
+    return key + _varint(len(payload)) + payload if wire == 2 else key + payload
+
+
+def quality_record(thread_id: str | None, message_id: bytes, scope_id: str, metrics: dict, tags: dict) -> bytes:
+    """An unframed (legacy) DashStreamMessage carrying one quality `Metrics` message of proto/dashstream.proto,
+    written field by field, so that a test can send header values the generator never sends (long thread ids,
+    no message id). `metrics`: name -> bool, non-negative int or float; `tags`: name -> str."""
+    header = b""
+    if message_id:
+        header += _pb_field(1, 2, message_id)
+    if thread_id is not None:
+        header += _pb_field(4, 2, thread_id.encode())
+    header += _pb_field(6, 0, _varint(6)) + _pb_field(9, 0, _varint(1))  # type METRICS, schema_version 1
+    m = _pb_field(1, 2, header) + _pb_field(2, 2, b"quality") + _pb_field(3, 2, scope_id.encode())
+    for name, v in sorted(metrics.items()):
+        if isinstance(v, bool):
+            value = _pb_field(4, 0, _varint(int(v)))
+        elif isinstance(v, int):
+            assert v >= 0, v
+            value = _pb_field(1, 0, _varint(v))
+        else:
+            value = _pb_field(2, 1, struct.pack("<d", float(v)))
+        m += _pb_field(4, 2, _pb_field(1, 2, name.encode()) + _pb_field(2, 2, value))
+    for name, v in sorted(tags.items()):
+        m += _pb_field(5, 2, _pb_field(1, 2, name.encode()) + _pb_field(2, 2, v.encode()))
+    return _pb_field(6, 2, m)
+
+
+def produce_raw(brokers: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Produces (key, value) records with confluent-kafka and waits until every one is acknowledged."""
+    from confluent_kafka import Producer
+    failures = []
+    prod = Producer(kafka_conf(brokers, **{"acks": "all", "linger.ms": 5}))
+    for key, value in records:
+        prod.produce(topic, value=value, key=key,
+                     on_delivery=lambda err, _msg: failures.append(err) if err is not None else None)
+    left = prod.flush(30)
+    assert left == 0 and not failures, f"{left} records not delivered, failures {failures}"
+    log(f"produced {len(records)} hand-made records to {topic}")
+
+
+@dataclass
+class Fetched:
+    status: int
+    headers: dict  # lower-case name -> value
+    raw: bytes  # as sent (compressed when Content-Encoding says so)
+    body: bytes  # decompressed
+
+
+def fetch(url: str, headers: dict | None = None, timeout: float = 10.0) -> Fetched:
+    """GET with exactly the given request headers (http.client adds only Host and Accept-Encoding: identity
+    unless told otherwise; no Accept header unless given) and no automatic decompression."""
+    import gzip
+    import http.client
+    from urllib.parse import urlsplit
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.putrequest("GET", u.path or "/", skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        raw = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+    body = gzip.decompress(raw) if hdrs.get("content-encoding") == "gzip" else raw
+    return Fetched(resp.status, hdrs, raw, body)
+
+
+@dataclass
+class NativeHistogram:
+    count: float
+    sum: float
+    buckets: list  # (boundary rule, lower, upper, count) as the API gives them, in its order
+
+
+def native_histograms(prom: "Prometheus", expr: str) -> list[tuple[dict, NativeHistogram]]:
+    """An instant query whose result holds native histograms (the API's `histogram` field)."""
+    data = prom.api("query", query=expr)
+    assert data["resultType"] == "vector", data
+    out = []
+    for item in data["result"]:
+        assert "histogram" in item, f"{expr}: a float sample where a native histogram was expected: {item}"
+        h = item["histogram"][1]
+        buckets = [(int(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in h.get("buckets", [])]
+        out.append((item["metric"], NativeHistogram(float(h["count"]), float(h["sum"]), buckets)))
+    return out
+
+
+def in_native_bucket(rule: int, lower: float, upper: float, v: float) -> bool:
+    """Whether v lies in a bucket of the Prometheus API's boundary rule (0: (a,b], 1: [a,b), 2: (a,b), 3: [a,b])."""
+    lo_ok = v >= lower if rule in (1, 3) else v > lower
+    hi_ok = v <= upper if rule in (0, 3) else v < upper
+    return lo_ok and hi_ok
+
+
+def native_histogram_quantile(q: float, h: NativeHistogram) -> float:
+    """histogram_quantile of one native histogram as Prometheus 2.42 computes it (promql/quantile.go,
+    histogramQuantile: the first bucket whose cumulative count reaches q * count, linear within it)."""
+    if h.count == 0:
+        return math.nan
+    rank = q * h.count
+    count = 0.0
+    rule = lower = upper = n = None
+    for rule, lower, upper, n in h.buckets:
+        count += n
+        if count >= rank:
+            break
+    has_neg = any(up <= 0 and lo < 0 and not (lo < 0 < up) for _r, lo, up, _n in h.buckets)
+    has_pos = any(lo >= 0 and up > 0 and not (lo < 0 < up) for _r, lo, up, _n in h.buckets)
+    if lower < 0 < upper:
+        if not has_neg and has_pos:
+            lower = 0.0
+        elif has_neg and not has_pos:
+            upper = 0.0
+    count = min(count, h.count)
+    if count < rank:
+        return upper
+    rank -= count - n
+    return lower + (upper - lower) * (rank / n)

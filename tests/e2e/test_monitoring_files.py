@@ -206,3 +206,24 @@ def test_example_prometheus_config(tools):
     assert r.returncode == 0, r.stdout + r.stderr
     cfg = yaml.safe_load((MON / "prometheus.example.yml").read_text())
     assert [j["job_name"] for j in cfg["scrape_configs"]] == [s.JOB]
+
+
+# The histogram families whose classic buckets carry exemplars (thread_id, message_id); see README, "Exposition
+# formats, exemplars and native histograms".
+EXEMPLAR_BUCKETS = ("dashstream_query_latency_ms_bucket", "dashstream_latency_by_model_ms_bucket",
+                    "dashstream_quality_score_by_model_bucket")
+
+
+def test_dashboard_asks_for_exemplars_exactly_where_the_exporter_has_them():
+    dash = json.loads(DASHBOARD.read_text())
+    wrong, on = [], []
+    for p in all_panels(dash):
+        for t in p.get("targets", []):
+            has = any(b in t["expr"] for b in EXEMPLAR_BUCKETS)
+            if t.get("exemplar", False) is not has:
+                wrong.append((p["title"], t["refId"], t.get("exemplar"), t["expr"]))
+            if has:
+                on.append(p["title"])
+    assert not wrong, f"targets whose exemplar setting does not match their series: {wrong}"
+    assert {"Latency Distribution", "Latency p95 by Model", "Latency p50 by Model",
+            "Quality Score Distribution"} <= set(on), on
