@@ -290,15 +290,17 @@ def test_counters_in_prometheus_a_b_c(stack):
 
 
 def test_prometheus_b_has_todays_classic_series(stack):
-    """Without features, Prometheus keeps exactly today's series names for the three families, with the `le`
-    values of the text format, and the exact bucket counts of the produced events."""
+    """Without features, Prometheus keeps today's series of the three families (`_bucket` with the `le` values
+    of the text format and the exact bucket counts of the produced events, `_sum`, `_count`). Prometheus 2.42
+    asks for OpenMetrics first, and it stores OpenMetrics' `_created` samples as one more series per histogram
+    (README, Exposition formats); nothing else is added or renamed."""
     text = s.fetch(stack.url()).body.decode()
     e = s.parse_exposition(text)
     model = stack.biggest_model()
     changed = []
     for fam, bounds in HIST.items():
         names = set(stack.prom_b.api("label/__name__/values", **{"match[]": f'{{__name__=~"{fam}_.*"}}'}))
-        if names != {fam + "_bucket", fam + "_sum", fam + "_count"}:
+        if names != {fam + "_bucket", fam + "_sum", fam + "_count", fam + "_created"}:
             changed.append(f"{fam}: Prometheus B stores {sorted(names)}")
         les_b = set(stack.prom_b.api("label/le/values", **{"match[]": f"{fam}_bucket"}))
         les_text = {lbl["le"] for lbl, _v in e.series(fam + "_bucket")}
