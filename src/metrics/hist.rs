@@ -151,13 +151,9 @@ impl Hist {
         Ok(h)
     }
 
-    /// Whether this histogram keeps exemplars / native buckets.
+    /// Whether this histogram keeps exemplars.
     pub fn has_exemplars(&self) -> bool {
         self.inner.rich.as_ref().is_some_and(|r| !r.exemplars.is_empty())
-    }
-
-    pub fn has_native(&self) -> bool {
-        self.inner.rich.as_ref().is_some_and(|r| r.native.is_some())
     }
 
     #[inline]
@@ -206,17 +202,17 @@ impl Hist {
         inner.sum.store((f64::from_bits(inner.sum.load(Relaxed)) + v).to_bits(), Relaxed);
         // One exemplar per bucket and millisecond: the worker stamps a whole batch with one time, so under
         // load the first observation of each batch in a bucket is kept and the rest cost nothing.
-        let exemplar =
-            exemplar.filter(|(_, ts_ms)| rich.exemplars.get(i).is_some_and(|s| s.ts_ms.load(Relaxed) != *ts_ms));
         if let (Some(slot), Some((ids, ts_ms))) = (rich.exemplars.get(i), exemplar) {
-            let mut words = [0u64; WORDS];
-            let lens = ids.to_words(&mut words);
-            for (w, x) in slot.words.iter().zip(words) {
-                w.store(x, Relaxed);
+            if slot.ts_ms.load(Relaxed) != ts_ms {
+                let mut words = [0u64; WORDS];
+                let lens = ids.to_words(&mut words);
+                for (w, x) in slot.words.iter().zip(words) {
+                    w.store(x, Relaxed);
+                }
+                slot.lens.store(lens | PRESENT, Relaxed);
+                slot.value.store(v.to_bits(), Relaxed);
+                slot.ts_ms.store(ts_ms, Relaxed);
             }
-            slot.lens.store(lens | PRESENT, Relaxed);
-            slot.value.store(v.to_bits(), Relaxed);
-            slot.ts_ms.store(ts_ms, Relaxed);
         }
         if let Some(n) = &rich.native {
             n.observe(v);
