@@ -4,19 +4,28 @@
 //! A session's highest turn number is observed once, when the session closes: after it has been idle longer
 //! than the timeout (checked by a timer, also when no traffic arrives), or early, when the tracker is full
 //! and the session is the least recently seen one. Sessions are keyed by a 64-bit hash of their id, so the
-//! tracker holds no copies of the ids. Every operation is O(1) amortized (no scan per event).
+//! tracker holds no copies of the ids. The sessions live in a slab threaded by a list in order of last touch
+//! (least recent at the head): a touch is one map lookup and a relink of nodes that were touched recently,
+//! so it stays in cache however many sessions are tracked; expiry and eviction pop from the head. Every
+//! operation is O(1) (expiry O(1) per closed session), with no scan and no allocation once the slab has
+//! grown.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::decode::id_key::PreHashed;
 
-struct Session {
-    max_turn: u32,
+/// No node: the end of the list.
+const NIL: u32 = u32::MAX;
+
+struct Node {
+    key: u64,
     last_seen: Instant,
-    /// Position stamp of this session's latest entry in `order`.
-    stamp: u64,
+    max_turn: u32,
+    /// Neighbours in order of last touch (`NIL` at either end); `next` also links the free list.
+    prev: u32,
+    next: u32,
 }
 
 /// What closing sessions produced: turn counts to observe and how many were closed early.
@@ -27,93 +36,118 @@ pub struct Closed {
 }
 
 pub struct SessionTracker {
-    sessions: HashMap<u64, Session, PreHashed>,
-    /// (key, stamp) in order of last touch; entries whose stamp is stale are skipped lazily.
-    order: VecDeque<(u64, u64)>,
-    next_stamp: u64,
+    /// Session key → its node in `nodes`.
+    index: HashMap<u64, u32, PreHashed>,
+    nodes: Vec<Node>,
+    /// Least and most recently touched live nodes.
+    head: u32,
+    tail: u32,
+    /// First node of the free list (nodes of closed sessions, reused before the slab grows).
+    free: u32,
     timeout: Duration,
     cap: usize,
 }
 
 impl SessionTracker {
     pub fn new(timeout: Duration, cap: usize) -> Self {
-        SessionTracker { sessions: HashMap::default(), order: VecDeque::new(), next_stamp: 0, timeout, cap: cap.max(1) }
+        // The slab is indexed by u32, with NIL reserved: the configured maximum (10 000 000) is far below.
+        let cap = cap.clamp(1, NIL as usize - 1);
+        SessionTracker { index: HashMap::default(), nodes: Vec::new(), head: NIL, tail: NIL, free: NIL, timeout, cap }
     }
 
     pub fn len(&self) -> usize {
-        self.sessions.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
+        self.index.is_empty()
     }
 
     /// Records a turn of a session (`k` is the hash of its id). If the tracker was full, the least recently
     /// seen session is closed and its turn count pushed to `closed`.
     pub fn touch(&mut self, k: u64, turn: u32, now: Instant, closed: &mut Closed) {
-        let stamp = self.next_stamp;
-        self.next_stamp += 1;
-        match self.sessions.entry(k) {
-            Entry::Occupied(mut e) => {
-                let s = e.get_mut();
-                s.max_turn = s.max_turn.max(turn);
-                s.last_seen = now;
-                s.stamp = stamp;
+        match self.index.entry(k) {
+            Entry::Occupied(e) => {
+                let i = *e.get();
+                let n = &mut self.nodes[i as usize];
+                n.max_turn = n.max_turn.max(turn);
+                n.last_seen = now;
+                if i != self.tail {
+                    self.unlink(i);
+                    self.push_tail(i);
+                }
             }
             Entry::Vacant(e) => {
-                e.insert(Session { max_turn: turn, last_seen: now, stamp });
-                if self.sessions.len() > self.cap {
-                    if let Some(turns) = self.pop_oldest_except(k) {
-                        closed.turns.push(turns);
-                        closed.evicted += 1;
-                    }
+                let node = Node { key: k, last_seen: now, max_turn: turn, prev: NIL, next: NIL };
+                let i = if self.free != NIL {
+                    let i = self.free;
+                    self.free = self.nodes[i as usize].next;
+                    self.nodes[i as usize] = node;
+                    i
+                } else {
+                    self.nodes.push(node);
+                    (self.nodes.len() - 1) as u32
+                };
+                e.insert(i);
+                self.push_tail(i);
+                if self.index.len() > self.cap {
+                    // The head is not the new session: it is at the tail and at least two are tracked.
+                    closed.turns.push(self.close_head());
+                    closed.evicted += 1;
                 }
             }
         }
-        self.order.push_back((k, stamp));
-        self.compact();
     }
 
     /// Closes every session idle for longer than the timeout.
     pub fn expire(&mut self, now: Instant, closed: &mut Closed) {
-        while let Some(&(k, stamp)) = self.order.front() {
-            match self.sessions.get(&k) {
-                Some(s) if s.stamp == stamp => {
-                    if now.saturating_duration_since(s.last_seen) > self.timeout {
-                        closed.turns.push(s.max_turn);
-                        self.sessions.remove(&k);
-                        self.order.pop_front();
-                    } else {
-                        break;
-                    }
-                }
-                _ => {
-                    self.order.pop_front(); // stale entry
-                }
+        while self.head != NIL {
+            let last_seen = self.nodes[self.head as usize].last_seen;
+            if now.saturating_duration_since(last_seen) <= self.timeout {
+                break;
             }
+            closed.turns.push(self.close_head());
         }
     }
 
-    fn pop_oldest_except(&mut self, keep: u64) -> Option<u32> {
-        while let Some((k, stamp)) = self.order.pop_front() {
-            if k == keep {
-                continue;
-            }
-            if let Some(s) = self.sessions.get(&k) {
-                if s.stamp == stamp {
-                    return self.sessions.remove(&k).map(|s| s.max_turn);
-                }
-            }
-        }
-        None
+    /// Removes the least recently touched session; returns its turn count. The list must not be empty.
+    fn close_head(&mut self) -> u32 {
+        let i = self.head;
+        self.unlink(i);
+        let n = &mut self.nodes[i as usize];
+        self.index.remove(&n.key);
+        n.next = self.free;
+        self.free = i;
+        n.max_turn
     }
 
-    /// Drops stale order entries when they outnumber live sessions, keeping memory proportional to sessions.
-    fn compact(&mut self) {
-        if self.order.len() > 2 * self.sessions.len() + 1024 {
-            let sessions = &self.sessions;
-            self.order.retain(|(k, stamp)| sessions.get(k).is_some_and(|s| s.stamp == *stamp));
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let n = &self.nodes[i as usize];
+            (n.prev, n.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
         }
+        match next {
+            NIL => self.tail = prev,
+            x => self.nodes[x as usize].prev = prev,
+        }
+    }
+
+    fn push_tail(&mut self, i: u32) {
+        let old = self.tail;
+        {
+            let n = &mut self.nodes[i as usize];
+            n.prev = old;
+            n.next = NIL;
+        }
+        match old {
+            NIL => self.head = i,
+            t => self.nodes[t as usize].next = i,
+        }
+        self.tail = i;
     }
 }
 
@@ -191,20 +225,68 @@ mod tests {
             }
         }
         assert_eq!(t.len(), 1000);
-        assert!(t.order.len() <= 2 * 1000 + 1025, "order {}", t.order.len());
+        assert_eq!(t.nodes.len(), 1001, "closed sessions' nodes are reused: the slab holds cap + 1");
         assert_eq!(c.evicted, 999_000);
     }
 
     #[test]
-    fn one_hot_session_does_not_grow_the_order_queue() {
+    fn one_hot_session_uses_one_node() {
         let start = t0();
         let mut t = SessionTracker::new(Duration::from_secs(300), 10);
         let mut c = Closed::default();
         for turn in 0..100_000 {
             t.touch(key("hot"), turn, start, &mut c);
         }
-        assert!(t.order.len() <= 1026);
+        assert_eq!((t.len(), t.nodes.len()), (1, 1));
         t.expire(start + Duration::from_secs(301), &mut c);
         assert_eq!(c.turns, vec![99_999]);
+    }
+
+    /// The list against a plain model (a Vec in order of last touch, scanned), on random touches, expiries
+    /// and evictions: the same sessions close, in the same order, with the same turns.
+    #[test]
+    fn agrees_with_a_scanned_model() {
+        let start = t0();
+        let (timeout, cap) = (Duration::from_secs(50), 40);
+        let mut t = SessionTracker::new(timeout, cap);
+        let mut model: Vec<(u64, u32, Instant)> = Vec::new();
+        let (mut c, mut want) = (Closed::default(), Closed::default());
+        let mut rng = crate::sim::generator::Rng::new(5);
+        let mut now = start;
+        for step in 0..200_000 {
+            now += Duration::from_millis(rng.below(40) as u64);
+            if step % 97 == 0 {
+                t.expire(now, &mut c);
+                while model.first().is_some_and(|s| now.saturating_duration_since(s.2) > timeout) {
+                    want.turns.push(model.remove(0).1);
+                }
+            } else {
+                let k = rng.below(120) as u64;
+                let turn = rng.below(30) as u32;
+                t.touch(k, turn, now, &mut c);
+                match model.iter().position(|s| s.0 == k) {
+                    Some(p) => {
+                        let (_, max, _) = model.remove(p);
+                        model.push((k, max.max(turn), now));
+                    }
+                    None => {
+                        model.push((k, turn, now));
+                        if model.len() > cap {
+                            want.turns.push(model.remove(0).1);
+                            want.evicted += 1;
+                        }
+                    }
+                }
+            }
+            assert_eq!(t.len(), model.len(), "step {step}");
+        }
+        assert_eq!(c, want);
+        assert!(
+            want.evicted > 1000 && want.turns.len() > 5000,
+            "both ways of closing exercised: {} evicted, {} closed",
+            want.evicted,
+            want.turns.len()
+        );
+        assert!(t.nodes.len() <= cap + 1);
     }
 }
