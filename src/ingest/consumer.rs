@@ -17,6 +17,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
+use crate::ingest::fetch::FetchQueue;
 use crate::ingest::offsets::Offsets;
 use crate::ingest::time_lag::TimeLag;
 use crate::metrics::Metrics;
@@ -28,6 +29,8 @@ pub struct ExporterContext {
     pub(super) metrics: Metrics,
     pub(super) life: Arc<Lifecycle>,
     pub(super) offsets: Offsets,
+    /// Where the assigned partitions' records are forwarded (opened and closed by the poll loop).
+    pub(super) fetch: FetchQueue,
     error_log: RateLimit,
     rdkafka_log: RateLimit,
     idle: Mutex<IdleWatch>,
@@ -59,6 +62,7 @@ impl ExporterContext {
             metrics,
             life,
             offsets,
+            fetch: FetchQueue::default(),
             error_log: RateLimit::new(Duration::from_secs(10)),
             rdkafka_log: RateLimit::new(Duration::from_secs(10)),
             assigned: Mutex::new(Vec::new()),
@@ -203,7 +207,20 @@ impl ConsumerContext for ExporterContext {
                     marks.remove(p);
                 }
             }
-            Rebalance::Assign(_) => {} // logged once the assignment is in force (post_rebalance)
+            Rebalance::Assign(tpl) => {
+                // Before librdkafka starts fetching them: every record of these partitions comes in batches
+                // through the fetch queue (logged once the assignment is in force, in post_rebalance).
+                let parts: Vec<i32> =
+                    tpl.elements().iter().filter(|e| e.topic() == self.topic).map(|e| e.partition()).collect();
+                let n = self.fetch.forward(consumer, &self.topic, &parts);
+                if n < parts.len() {
+                    debug!(
+                        "{} of {} assigned partitions read through the consumer queue",
+                        parts.len() - n,
+                        parts.len()
+                    );
+                }
+            }
             Rebalance::Error(e) => self.count_error("rebalance error", e),
         }
     }

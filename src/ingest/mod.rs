@@ -1,8 +1,9 @@
-//! Kafka to the worker: the poll thread owns the group consumer ([`consumer`]), decodes every record into a
-//! small event ([`poll`]) and sends it over a bounded channel to the worker ([`worker`]), which applies it to
+//! Kafka to the worker: the poll thread owns the group consumer ([`consumer`]), takes records from librdkafka
+//! in batches ([`fetch`]), decodes every record into a small event ([`poll`]) and sends it over a bounded channel to the worker ([`worker`]), which applies it to
 //! the metrics. Offsets are stored and committed only for records the worker has applied ([`offsets`]).
 
 pub mod consumer;
+pub mod fetch;
 pub mod offsets;
 pub mod poll;
 pub mod time_lag;

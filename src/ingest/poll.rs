@@ -1,20 +1,24 @@
-//! The poll thread's loop: polls the consumer, decodes each record on the spot into a small event (or
-//! counts why it is none), and adds every record to the [`Feed`]'s batch, so that its offset moves on in
-//! order with the others. A round waits up to a tick for the first record, then takes what librdkafka already
-//! holds without waiting, until the batch is full or nothing more is there, and sends the batch: a drain
-//! hands the worker full batches, a trickle single records without delay. Between rounds it stores the
+//! The poll thread's loop: takes records from librdkafka in batches ([`fetch`]), decodes each on the spot into
+//! a small event (or counts why it is none), and adds every record to the [`Feed`]'s batch, so that its offset
+//! moves on in order with the others. A round first serves the consumer queue without waiting (rebalances,
+//! statistics and errors run the context's callbacks there), then takes what the fetch queue holds; with
+//! nothing anywhere it waits up to a tick for a first record. It sends the batch at the end of the round: a
+//! drain hands the worker full batches, a trickle single records without delay. Between rounds it stores the
 //! applied offsets; at the end it drains and commits (README, How it works).
 
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::types::RDKafkaRespErr;
 
 use crate::decode::event::{Event, Normalizer};
 use crate::decode::{Decoded, Decoder};
 use crate::ingest::consumer::{ExporterConsumer, ExporterContext};
-use crate::ingest::offsets::{Feed, Item, WorkerGone};
+use crate::ingest::fetch::{self, FetchGuard, Record};
+use crate::ingest::offsets::{Feed, Item, WorkerGone, BATCH_LEN};
 use crate::ingest::time_lag::TimeLag;
 use crate::runtime::shutdown::RateLimit;
 
@@ -23,8 +27,13 @@ const POLL_TICK: Duration = Duration::from_millis(100);
 
 /// The poll loop; returns when a stop is requested (after the final drain and commit) or the worker is gone.
 /// `exemplars`: copy each record's ids into its event (PROMETHEUS_EXEMPLARS).
-pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize, exemplars: bool) {
+pub fn poll_loop(mut consumer: ExporterConsumer, feed: Feed, max_payload: usize, exemplars: bool) {
+    consumer.context().fetch.open(&consumer);
+    let waker = consumer.context().fetch.waker();
+    consumer.set_nonempty_callback(waker);
     let ctx = consumer.context();
+    let fetch_guard = FetchGuard(&ctx.fetch);
+    let mut batch = fetch::Records::with_capacity(BATCH_LEN);
     let mut records = Records {
         ctx,
         decoder: Decoder::new(max_payload),
@@ -34,7 +43,7 @@ pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize, exe
     };
     let mut last_store = Instant::now();
     while !ctx.life.stop_requested() {
-        if round(&consumer, &feed, &mut records).is_err() {
+        if round(&consumer, &feed, &mut records, &mut batch).is_err() {
             error!("worker thread is gone; stopping the consumer");
             break;
         }
@@ -50,15 +59,26 @@ pub fn poll_loop(consumer: ExporterConsumer, feed: Feed, max_payload: usize, exe
     info!("stopping: draining in-flight records and committing offsets");
     ctx.offsets.commit_at_shutdown(&consumer);
     drop(feed);
+    drop(batch); // librdkafka's records go back before their queue, and the queue before the consumer
+    drop(fetch_guard);
     consumer.unsubscribe();
     drop(consumer);
     info!("kafka consumer closed");
 }
 
-/// One round: up to [`POLL_TICK`] for the first record, then the records librdkafka already holds, until a
-/// batch has gone out or none is waiting; then what was added is sent.
-fn round(consumer: &ExporterConsumer, feed: &Feed, records: &mut Records<'_>) -> Result<(), WorkerGone> {
-    let mut timeout = POLL_TICK;
+/// One round: the consumer queue without waiting (with no fetch queue, up to [`POLL_TICK`] for a first
+/// record), then the records waiting on the fetch queue, up to a batch, or, with none anywhere, up to
+/// [`POLL_TICK`] for a first one; then what was added is sent.
+fn round(
+    consumer: &ExporterConsumer,
+    feed: &Feed,
+    records: &mut Records<'_>,
+    batch: &mut fetch::Records,
+) -> Result<(), WorkerGone> {
+    let fetch = &records.ctx.fetch;
+    let forwarding = fetch.is_open();
+    let mut timeout = if forwarding { Duration::ZERO } else { POLL_TICK };
+    let mut from_consumer_queue = false;
     loop {
         let sent = match consumer.poll(timeout) {
             None => break,
@@ -66,14 +86,39 @@ fn round(consumer: &ExporterConsumer, feed: &Feed, records: &mut Records<'_>) ->
                 records.ctx.count_error("consumer error", &e);
                 false
             }
-            Some(Ok(msg)) => feed.push(records.item(&msg))?,
+            Some(Ok(msg)) => {
+                from_consumer_queue = true;
+                let (partition, offset) = (msg.partition(), msg.offset());
+                feed.push(records.item(partition, offset, msg.timestamp().to_millis(), msg.payload()))?
+            }
         };
         if sent {
             break;
         }
         timeout = Duration::ZERO;
     }
+    if forwarding {
+        batch.clear();
+        fetch.consume(Duration::ZERO, BATCH_LEN, batch);
+        if batch.is_empty() && !from_consumer_queue {
+            fetch.consume(POLL_TICK, 1, batch);
+            fetch.consume(Duration::ZERO, BATCH_LEN, batch);
+        }
+        for r in batch.iter() {
+            push_record(feed, records, &r)?;
+        }
+        batch.clear();
+    }
     feed.flush()
+}
+
+/// Adds one record of the fetch queue to the feed (a consumer error is counted instead).
+fn push_record(feed: &Feed, records: &mut Records<'_>, r: &Record<'_>) -> Result<bool, WorkerGone> {
+    if r.error != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+        records.ctx.count_error("consumer error", &KafkaError::MessageConsumption(r.error.into()));
+        return Ok(false);
+    }
+    feed.push(records.item(r.partition, r.offset, r.timestamp_ms, r.payload))
 }
 
 /// Turns records into channel items, counting the ones that carry no quality event.
@@ -86,11 +131,10 @@ struct Records<'a> {
 }
 
 impl Records<'_> {
-    fn item(&mut self, msg: &BorrowedMessage<'_>) -> Item {
-        let (partition, offset) = (msg.partition(), msg.offset());
-        let written_ms = msg.timestamp().to_millis();
+    /// The channel item of the record at `partition`/`offset`, written at `written_ms` (Kafka's timestamp).
+    fn item(&mut self, partition: i32, offset: i64, written_ms: Option<i64>, payload: Option<&[u8]>) -> Item {
         self.time_lag.fetched(partition, offset, written_ms);
-        let mut event = self.event(msg.payload(), partition, offset);
+        let mut event = self.event(payload, partition, offset);
         if let (Some(ev), Some(ms)) = (event.as_mut(), written_ms) {
             if ev.produced_us == 0 {
                 ev.produced_us = ms.saturating_mul(1000); // no producer stamp: when Kafka says it was written
