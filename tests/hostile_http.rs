@@ -403,18 +403,21 @@ fn garbage_and_non_get_requests_get_400_405_or_a_close() {
         h.answer()
     };
     // Invalid request lines: 400 and the connection is closed.
+    let mut bad_requests = 0.0;
     for req in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET /\r\n\r\n", // HTTP/0.9
         b"GET\r\n\r\n",
-        b"\r\n\r\n",
         b"GET /metrics HTTP/x.y\r\n\r\n",
         b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n",
     ] {
         let a = ask(req);
         assert_eq!(status_of(&a), Some(400), "{:?} -> {:?}", String::from_utf8_lossy(req), String::from_utf8_lossy(&a));
+        bad_requests += 1.0;
     }
-    // Bytes that are not ASCII in a header: closed without an answer.
+    // Empty lines before a request line are skipped (RFC 9112, 2.2): alone, they are no request.
+    assert_eq!(ask(b"\r\n\r\n"), b"");
+    // Bytes that are not ASCII, in the request line or a header value: 400.
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut random = |n: usize| -> Vec<u8> {
         (0..n)
@@ -429,12 +432,14 @@ fn garbage_and_non_get_requests_get_400_405_or_a_close() {
     for n in [1, 100, 4000] {
         let mut req = random(n);
         req.extend(b"\r\n\r\n");
-        assert_eq!(ask(&req), b"", "random bytes get no answer");
+        assert_eq!(status_of(&ask(&req)), Some(400), "random bytes");
+        bad_requests += 1.0;
     }
     let mut req = b"GET /metrics HTTP/1.1\r\nX-Bin: ".to_vec();
     req.extend(random(64));
     req.extend(b"\r\n\r\n");
-    assert_eq!(ask(&req), b"");
+    assert_eq!(status_of(&ask(&req)), Some(400));
+    bad_requests += 1.0;
     // Random bytes with no header end, then the client half-closes: closed without an answer.
     assert_eq!(ask(&random(4000)), b"");
     // Every other method on a served path: 405 with Allow; a body is read and ignored.
@@ -443,16 +448,19 @@ fn garbage_and_non_get_requests_get_400_405_or_a_close() {
         assert_eq!(r.status, 405, "{m}");
         assert_eq!(r.header("Allow"), Some("GET, HEAD"), "{m}");
     }
+    // A request with a body is refused before any handler sees it (413), and the connection closed.
     let a = ask(b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
-    assert_eq!(status_of(&a), Some(405));
+    assert_eq!(status_of(&a), Some(413));
     // A long URL below the header limit: 404 (only the four paths exist).
     let long = format!("/{}", "u".repeat(8_000));
     assert_eq!(e.get(&long).unwrap().status, 404);
     let s = prometheus_scrape(e.addr());
     assert_eq!(s.v(QUERIES), 7.0);
-    for r in ["idle_timeout", "header_timeout", "header_too_large", "evicted"] {
+    for r in ["idle_timeout", "header_timeout", "header_too_large", "evicted", "http_version", "write_timeout"] {
         assert_eq!(s.v(&closed(r)) - before.v(&closed(r)), 0.0, "{r}");
     }
+    assert_eq!(s.v(&closed("bad_request")) - before.v(&closed("bad_request")), bad_requests);
+    assert_eq!(s.v(&closed("request_body")) - before.v(&closed("request_body")), 1.0);
     let peak = watch.peak();
     assert!(peak <= baseline + 16, "threads peaked at {peak}, bound {}", baseline + 16);
     assert_eq!(e.get("/-/healthy").unwrap().status, 200);

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use prometheus::IntCounter;
 
+use super::request::Refusal;
 use crate::metrics::CloseReason;
 use crate::table::PerKey;
 
@@ -94,7 +95,10 @@ impl Conn {
 pub(super) enum Closed {
     IdleTimeout,
     HeaderTimeout,
-    HeaderTooLarge,
+    /// The relay answered the request itself (400, 413, 431 or 505) and closed.
+    Refused(Refusal),
+    /// The client did not take an answer within the idle timeout.
+    WriteTimeout,
     /// The gate closed it to admit a new connection (counted by the gate, which decided it).
     Evicted,
     /// The client or tiny_http closed, or a socket error.
@@ -108,7 +112,11 @@ impl Closed {
         match self {
             Closed::IdleTimeout => Some(CloseReason::IdleTimeout),
             Closed::HeaderTimeout => Some(CloseReason::HeaderTimeout),
-            Closed::HeaderTooLarge => Some(CloseReason::HeaderTooLarge),
+            Closed::Refused(Refusal::BadRequest) => Some(CloseReason::BadRequest),
+            Closed::Refused(Refusal::RequestBody) => Some(CloseReason::RequestBody),
+            Closed::Refused(Refusal::HeaderTooLarge) => Some(CloseReason::HeaderTooLarge),
+            Closed::Refused(Refusal::HttpVersion) => Some(CloseReason::HttpVersion),
+            Closed::WriteTimeout => Some(CloseReason::WriteTimeout),
             Closed::Evicted | Closed::Normal => None,
         }
     }
@@ -126,7 +134,11 @@ mod tests {
     fn each_close_is_counted_under_its_own_label() {
         assert_eq!(Closed::IdleTimeout.counted_here().map(CloseReason::label), Some("idle_timeout"));
         assert_eq!(Closed::HeaderTimeout.counted_here().map(CloseReason::label), Some("header_timeout"));
-        assert_eq!(Closed::HeaderTooLarge.counted_here().map(CloseReason::label), Some("header_too_large"));
+        assert_eq!(Closed::WriteTimeout.counted_here().map(CloseReason::label), Some("write_timeout"));
+        // Each refusal under the label of the same name.
+        for r in Refusal::ALL {
+            assert_eq!(Closed::Refused(r).counted_here().map(CloseReason::label), Some(r.label()));
+        }
         assert_eq!(Closed::Evicted.counted_here(), None, "the gate counts evictions");
         assert_eq!(Closed::Normal.counted_here(), None);
         assert_eq!(CloseReason::Evicted.label(), "evicted");

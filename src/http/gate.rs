@@ -279,7 +279,10 @@ fn request_waiting(tcp: &TcpStream) -> bool {
     // SAFETY: recv(2) into a buffer we own, of the length given; the socket stays open for the call.
     let n =
         unsafe { libc::recv(tcp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-    n > 0 && buf[..n as usize].windows(4).any(|w| w == b"\r\n\r\n")
+    let Ok(n) = usize::try_from(n) else { return false };
+    // Empty lines before a request line complete nothing (`request::find_head`).
+    let start = buf[..n].iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(n);
+    buf[start..n].windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 #[cfg(test)]
@@ -294,7 +297,12 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let mut clients = Vec::new();
         let mut servers = Vec::new();
-        for sent in [&b""[..], b"GET /metrics HTTP/1.1\r\nHost: x", b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        for sent in [
+            &b""[..],
+            b"GET /metrics HTTP/1.1\r\nHost: x",
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"\r\n\r\n\r\n",
+        ] {
             let mut c = TcpStream::connect(addr).unwrap();
             c.write_all(sent).unwrap();
             clients.push(c);
@@ -308,6 +316,7 @@ mod tests {
         assert!(!request_waiting(&servers[0]), "nothing sent");
         assert!(!request_waiting(&servers[1]), "header not complete");
         assert!(request_waiting(&servers[2]), "complete header waiting");
+        assert!(!request_waiting(&servers[3]), "empty lines are no header");
         assert!(request_waiting(&servers[2]), "peeking twice: still there");
         let mut got = [0u8; 64];
         let n = servers[2].read(&mut got).unwrap();

@@ -9,10 +9,10 @@
 mod client;
 mod conn;
 mod gate;
-mod header_scan;
 mod listen;
 pub mod negotiate;
 mod relay;
+pub mod request;
 mod respond;
 mod routes;
 pub mod webconfig;
@@ -33,7 +33,7 @@ use crate::runtime::shutdown::Lifecycle;
 use gate::Gate;
 use relay::Timeouts;
 
-pub use header_scan::MAX_HEADER_BYTES;
+pub use request::{MAX_HEADER_BYTES, PEER_HEADER};
 pub use respond::{accepts_gzip, CONTENT_TYPE_METRICS};
 pub use routes::{serve, Backend};
 

@@ -51,6 +51,14 @@ label_enum! {
         HeaderTimeout => "header_timeout",
         HeaderTooLarge => "header_too_large",
         Evicted => "evicted",
+        /// The relay answered 400: a malformed request head.
+        BadRequest => "bad_request",
+        /// The relay answered 413: a request that announced a body.
+        RequestBody => "request_body",
+        /// The relay answered 505: an HTTP version other than 1.0 and 1.1.
+        HttpVersion => "http_version",
+        /// The client did not read an answer within the idle timeout.
+        WriteTimeout => "write_timeout",
     }
 }
 
