@@ -8,8 +8,9 @@ use std::time::Duration;
 use log::{debug, error};
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use super::request::PEER_HEADER;
 use super::respond::{header, respond_metrics, Buffers};
-use crate::http::webconfig::{check_basic_auth, WebState};
+use crate::http::webconfig::{AuthOutcome, Login, Throttle, WebState};
 use crate::metrics::Metrics;
 use crate::runtime::shutdown::Lifecycle;
 
@@ -74,10 +75,25 @@ fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecy
             return send(req, Response::from_string("Too Many Requests\n").with_status_code(429).with_header(text));
         }
         let auth = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
-        if !check_basic_auth(auth, &current.config.users, &web.cache) {
-            web.auth_failures.inc();
-            let basic = header("WWW-Authenticate", "Basic");
-            return send(req, Response::from_string("Unauthorized\n").with_status_code(401).with_header(basic));
+        let login = Login {
+            users: &current.config.users,
+            dummy: &current.dummy_hash,
+            cache: &web.cache,
+            limits: &web.auth_limits,
+        };
+        match login.check(auth, peer(&req)) {
+            AuthOutcome::Allowed => {}
+            AuthOutcome::Denied => {
+                web.auth_failures.inc();
+                let basic = header("WWW-Authenticate", "Basic");
+                return send(req, Response::from_string("Unauthorized\n").with_status_code(401).with_header(basic));
+            }
+            AuthOutcome::Throttled(scope) => {
+                web.auth_throttled[scope].inc();
+                let retry = header("Retry-After", if scope == Throttle::Client { "2" } else { "1" });
+                let text = "Too Many Requests: too many failed logins\n";
+                return send(req, Response::from_string(text).with_status_code(429).with_header(retry));
+            }
         }
     }
     let path = req.url().split('?').next().unwrap_or("").to_string();
@@ -97,6 +113,11 @@ fn handle(req: Request, web: Option<&WebState>, metrics: &Metrics, life: &Lifecy
         }
     };
     send(req, resp)
+}
+
+/// The client's address, as the relay passed it on (a client's own header of that name never gets here).
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.headers().iter().find(|h| h.field.equiv(PEER_HEADER)).and_then(|h| h.value.as_str().parse().ok())
 }
 
 fn status_page(ok: bool, yes: &str, no: &str) -> Response<std::io::Cursor<Vec<u8>>> {

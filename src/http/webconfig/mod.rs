@@ -36,7 +36,9 @@ mod reload;
 mod settings;
 mod tls;
 
-pub use basic_auth::{check_basic_auth, is_bcrypt_hash, parse_basic_auth, AuthCache, Users};
+pub use basic_auth::{
+    dummy_hash, is_bcrypt_hash, parse_basic_auth, AuthCache, AuthLimits, AuthOutcome, Login, Throttle, Users,
+};
 pub use error::WebConfigError;
 pub use rate::TokenBucket;
 pub use reload::{load_file, Loaded, WebConfigFile, WebState, RELOAD_CHECK_INTERVAL};

@@ -16,12 +16,13 @@ use log::{error, info};
 use openssl::ssl::SslAcceptor;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
-use super::basic_auth::AuthCache;
+use super::basic_auth::{dummy_hash, AuthCache, AuthLimits, Throttle};
 use super::error::WebConfigError;
 use super::rate::TokenBucket;
 use super::settings::{parse, WebConfig};
 use super::tls::build_acceptor;
 use crate::runtime::shutdown::RateLimit;
+use crate::table::PerKey;
 
 /// A web config read from disk, with its TLS context built.
 pub struct Loaded {
@@ -31,6 +32,8 @@ pub struct Loaded {
     pub limiter: Option<Arc<TokenBucket>>,
     /// `http_server_config.headers`, built once per load: sent on every answer.
     pub headers: Vec<tiny_http::Header>,
+    /// What unknown user names are checked against (`basic_auth::dummy_hash`).
+    pub dummy_hash: String,
 }
 
 /// A web config file as read and checked once: what the server starts from.
@@ -100,7 +103,8 @@ fn read_stamped(
             .iter()
             .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
             .collect();
-        Ok(Loaded { config, acceptor, limiter, headers })
+        let dummy_hash = if config.users.is_empty() { String::new() } else { dummy_hash(&config.users) };
+        Ok(Loaded { config, acceptor, limiter, headers, dummy_hash })
     });
     (stamps, loaded)
 }
@@ -131,6 +135,8 @@ pub struct WebState {
     path: PathBuf,
     watch: Mutex<Watch>,
     pub cache: AuthCache,
+    /// The budgets of bcrypt runs, kept across reloads.
+    pub auth_limits: AuthLimits,
     reload_ok: IntCounter,
     reload_failed: IntCounter,
     reloads: IntCounterVec,
@@ -138,6 +144,9 @@ pub struct WebState {
     pub tls_failures: IntCounter,
     /// Requests answered 429 by `rate_limit`.
     pub rate_limited: IntCounter,
+    /// Logins answered 429 because a budget of bcrypt runs was spent, by budget.
+    auth_throttled_family: IntCounterVec,
+    pub auth_throttled: PerKey<Throttle, IntCounter>,
     error_log: RateLimit,
 }
 
@@ -170,8 +179,21 @@ impl WebState {
             "HTTP requests refused with 429 by the web config's rate_limit",
         )
         .expect("valid metric");
+        let auth_throttled_family = IntCounterVec::new(
+            Opts::new(
+                "dashstream_exporter_web_auth_throttled_total",
+                "Logins answered 429 without a bcrypt check: the client address failed too often lately \
+                 (scope=client) or the server's budget of bcrypt checks per second was spent (scope=total)",
+            ),
+            &["scope"],
+        )
+        .expect("valid metric");
+        let auth_throttled = PerKey::from_fn(|t: Throttle| auth_throttled_family.with_label_values(&[t.label()]));
         WebState {
             rate_limited,
+            auth_throttled_family,
+            auth_throttled,
+            auth_limits: AuthLimits::default(),
             path: file.path,
             watch: Mutex::new(Watch { current: file.loaded, stamps: file.stamps, checked: Instant::now() }),
             cache: AuthCache::default(),
@@ -193,6 +215,7 @@ impl WebState {
         registry.register(Box::new(self.reloads.clone()))?;
         registry.register(Box::new(self.auth_failures.clone()))?;
         registry.register(Box::new(self.tls_failures.clone()))?;
+        registry.register(Box::new(self.auth_throttled_family.clone()))?;
         registry.register(Box::new(self.rate_limited.clone()))
     }
 
