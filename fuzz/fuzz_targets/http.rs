@@ -1,8 +1,9 @@
 //! The pure request handling of src/http/respond.rs: `accepts_gzip` on any `Accept-Encoding` value.
 //!
 //! Findings: a panic, or a violation of the list semantics the function implements: a result of true needs a
-//! `gzip` or `*` coding in the value; adding a non-gzip coding in front, or a refused `gzip;q=0` at the end,
-//! changes nothing; adding a plain `gzip` coding always accepts.
+//! `gzip` or `*` coding in the value; adding a non-gzip coding in front changes nothing; a refused
+//! `gzip;q=0` at the end never accepts what was refused, changes nothing where no `*` was, and means the same
+//! as `gzip;Q=0`; adding a plain `gzip` coding always accepts.
 #![no_main]
 
 use dashflow_prometheus_exporter::http::accepts_gzip;
@@ -16,6 +17,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(value.to_ascii_lowercase().contains("gzip") || value.contains('*'), "{value:?}");
     }
     assert_eq!(accepts_gzip(&format!("identity, {value}")), got, "{value:?}");
-    assert_eq!(accepts_gzip(&format!("{value}, gzip;q=0")), got, "{value:?}");
+    let refused = accepts_gzip(&format!("{value}, gzip;q=0"));
+    assert!(!refused || got, "{value:?}");
+    if !value.contains('*') {
+        assert_eq!(refused, got, "{value:?}");
+    }
+    assert_eq!(accepts_gzip(&format!("{value}, gzip;Q=0")), refused, "{value:?}");
     assert!(accepts_gzip(&format!("{value}, gzip")), "{value:?}");
 });

@@ -23,16 +23,29 @@ pub(super) fn header(k: &str, v: &str) -> Header {
     Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
 }
 
-/// Whether the client accepts gzip (a `gzip` coding without `q=0`).
+/// Whether the client accepts gzip (RFC 9110, 12.5.3): an explicit `gzip` (or `x-gzip`) coding decides by
+/// its weight, else a `*` coding does; weight 0 refuses, and so does a weight that is not a number in
+/// [0, 1]. Parameter names are case-insensitive (`Q=0` refuses too).
 pub fn accepts_gzip(accept_encoding: &str) -> bool {
-    accept_encoding.split(',').any(|c| {
-        let mut parts = c.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or("");
-        let q_zero = parts.any(|p| {
-            p.strip_prefix("q=").map(|q| q.trim().parse::<f32>().map(|q| q == 0.0).unwrap_or(false)).unwrap_or(false)
-        });
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-    })
+    let (mut gzip, mut any) = (None::<bool>, None::<bool>);
+    for c in accept_encoding.split(',') {
+        let mut parts = c.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let acceptable = parts
+            .filter_map(|p| p.split_once('='))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .all(|(_, q)| q.trim().parse::<f64>().is_ok_and(|q| q > 0.0 && q <= 1.0));
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding == "*" {
+            &mut any
+        } else {
+            continue;
+        };
+        // A coding listed twice is accepted if either listing accepts it.
+        *slot = Some(slot.unwrap_or(false) || acceptable);
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// The request thread's buffers, reused from scrape to scrape.
@@ -164,5 +177,17 @@ mod tests {
         assert!(!accepts_gzip("identity"));
         assert!(!accepts_gzip(""));
         assert!(!accepts_gzip("x-gzip-like"));
+        // Weights: case-insensitive names, 0 in any spelling refuses, an explicit gzip overrides `*`.
+        assert!(!accepts_gzip("gzip;Q=0"));
+        assert!(!accepts_gzip("gzip; q=0.000"));
+        assert!(!accepts_gzip("gzip;q=0, *"));
+        assert!(!accepts_gzip("*, gzip;q=0"));
+        assert!(accepts_gzip("*;q=0.1"));
+        assert!(!accepts_gzip("*;q=0"));
+        assert!(accepts_gzip("gzip;q=0.001"));
+        assert!(!accepts_gzip("gzip;q=abc"), "not a weight");
+        assert!(!accepts_gzip("gzip;q=2"), "not a weight");
+        assert!(accepts_gzip("x-gzip"));
+        assert!(accepts_gzip("gzip;level=1"), "other parameters do not matter");
     }
 }
