@@ -24,6 +24,8 @@ enum Reply {
     Status(u16, Option<&'static str>),
     /// Read the request, then answer nothing for this long.
     Stall(Duration),
+    /// 400 with an error text holding a line break and a terminal escape sequence.
+    Forged,
 }
 
 /// One request the receiver got.
@@ -149,6 +151,10 @@ fn serve(mut conn: TcpStream, reply: Reply, got: &Mutex<Vec<Got>>) {
         Reply::Stall(d) => {
             std::thread::sleep(d);
             return;
+        }
+        Reply::Forged => {
+            let body = "bad request\n[ERROR] forged line\u{1b}[2J";
+            format!("HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\n\r\n{body}", body.len())
         }
         Reply::Status(code, retry_after) => {
             let extra = retry_after.map(|v| format!("Retry-After: {v}\r\n")).unwrap_or_default();
@@ -332,4 +338,78 @@ fn the_last_push_at_shutdown_carries_the_final_values() {
     let got = rx.got.lock().unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].value("dashstream_quality_monitor_queries_total", &[]), Some(25.0));
+}
+
+/// A receiver that answers the TLS ClientHello with a record header announcing 16 KiB, then sends one byte
+/// a second (issue 26): every push ends by its deadline (counted as a timeout), and a SIGTERM while one is
+/// stuck ends the process cleanly and at once, not after the shutdown budget.
+#[test]
+fn a_receiver_trickling_its_tls_handshake_stretches_neither_a_push_nor_the_shutdown() {
+    let c = Cluster::new("rw-trickle", 1);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut hello = [0u8; 4096];
+                conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                if conn.read(&mut hello).unwrap_or(0) == 0 {
+                    return;
+                }
+                // A handshake record of 16 KiB, delivered a byte a second (for at most a minute).
+                if conn.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]).is_err() {
+                    return;
+                }
+                for _ in 0..60 {
+                    std::thread::sleep(Duration::from_secs(1));
+                    if conn.write_all(&[0x02]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/api/v1/write");
+    let mut e = exporter(&c, "rw-trickle", &url, &[("REMOTE_WRITE_INTERVAL_SECS", "2")]);
+    let timeouts = format!("{REQ_FAILED}{{reason=\"timeout\"}}");
+    e.wait_until(Duration::from_secs(15), "a push ended by its deadline", |e| e.scrape().v(&timeouts) >= 2.0);
+    // Pushes keep starting (each one ended) while scrapes are answered at once.
+    let started = connections.load(Ordering::SeqCst);
+    assert!(started >= 2, "{started} connections");
+    let t = Instant::now();
+    for _ in 0..10 {
+        e.scrape();
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "10 scrapes took {:?}", t.elapsed());
+    // Stop while a push is stuck in its handshake: it is abandoned, the last push gets its own 2 s, and the
+    // process exits 0 well inside the 9 s shutdown budget.
+    let n = connections.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connections.load(Ordering::SeqCst) == n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(connections.load(Ordering::SeqCst) > n, "no push under way to interrupt");
+    let (status, took) = e.terminate();
+    assert!(status.success(), "{status}\n{}", e.logs());
+    assert!(took < Duration::from_secs(5), "SIGTERM to exit took {took:?}\n{}", e.logs());
+    assert!(!e.logs().contains("shutdown did not finish"), "{}", e.logs());
+}
+
+/// A receiver's error text is logged with its control characters escaped: a newline in it cannot forge a
+/// log line of its own.
+#[test]
+fn a_receivers_error_text_cannot_forge_a_log_line() {
+    let c = Cluster::new("rw-forge", 1);
+    let rx = Receiver::start(vec![Reply::Forged]);
+    let e = exporter(&c, "rw-forge", &rx.url(), &[("REMOTE_WRITE_INTERVAL_SECS", "3600")]);
+    e.wait_until(Duration::from_secs(15), "the refusal logged", |e| e.logs().contains("forged"));
+    let logs = e.logs();
+    assert!(logs.contains(r"bad request\n[ERROR] forged line\u{1b}[2J"), "{logs}");
+    assert!(!logs.lines().any(|l| l.starts_with("[ERROR] forged")), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "a raw escape character reached the log");
+    rx.stop();
 }

@@ -1,12 +1,15 @@
-//! One remote-write request over a blocking socket: connect (with a timeout), TLS when the URL is `https`,
-//! write the POST, read the status line and headers (and a little of the body, for the log). Every step
-//! waits at most until one deadline, so a receiver that stalls costs one push, never the pusher thread.
+//! One remote-write request over a blocking socket: resolve, connect, TLS when the URL is `https`, write the
+//! POST, read the status line and headers (and a little of the body, for the log). Every step waits at most
+//! until one deadline, enforced on each read and write ([`Bounded`]), so a receiver that stalls or trickles
+//! bytes costs one push, never the pusher thread; and each wait is cut into short slices that look at a
+//! stop request, so a push in progress never holds up the shutdown.
 //!
 //! Each push opens its own connection and closes it (`Connection: close`): a push every few seconds gains
 //! nothing from keeping one open, and nothing is left half-read when a push is abandoned.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use openssl::ssl::SslConnector;
@@ -55,6 +58,89 @@ pub enum TransportError {
     Timeout,
     /// The TLS handshake failed (certificate not trusted, host name mismatch, client certificate refused).
     Tls,
+    /// A stop was requested while the push was under way.
+    Cancelled,
+}
+
+/// The longest single wait of a push's steps: between two, the deadline and the stop request are looked at.
+const SLICE: Duration = Duration::from_millis(200);
+/// The longest single connect attempt (a connect cannot be resumed, only tried again): what a stop request
+/// may have to wait for, at most.
+const CONNECT_SLICE: Duration = Duration::from_secs(2);
+
+/// When a push must end, and whether a stop was requested meanwhile.
+#[derive(Clone, Copy)]
+pub struct Limit<'a> {
+    pub deadline: Instant,
+    pub cancel: &'a dyn Fn() -> bool,
+}
+
+impl Limit<'_> {
+    /// The time left for one wait (at most `slice`), or why there is none.
+    fn wait(&self, slice: Duration) -> Result<Duration, (TransportError, String)> {
+        if (self.cancel)() {
+            return Err((TransportError::Cancelled, "stopping".into()));
+        }
+        let d = self.deadline.saturating_duration_since(Instant::now());
+        if d.is_zero() {
+            Err((TransportError::Timeout, "the push timed out".into()))
+        } else {
+            Ok(d.min(slice))
+        }
+    }
+
+    fn io(&self, slice: Duration) -> std::io::Result<Duration> {
+        self.wait(slice).map_err(|(kind, why)| {
+            let kind = if kind == TransportError::Cancelled {
+                std::io::ErrorKind::Interrupted
+            } else {
+                std::io::ErrorKind::TimedOut
+            };
+            std::io::Error::new(kind, why)
+        })
+    }
+}
+
+/// A socket whose every read and write ends by the push's deadline (or a stop request): each waits at most
+/// a slice, and is tried again while time is left, so a peer that sends a byte now and then cannot stretch
+/// a push (as it could with plain socket timeouts, which start again at every byte).
+struct Bounded<'a> {
+    tcp: TcpStream,
+    limit: Limit<'a>,
+}
+
+impl std::fmt::Debug for Bounded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bounded").field("peer", &self.tcp.peer_addr().ok()).finish()
+    }
+}
+
+impl Bounded<'_> {
+    fn again<T>(&mut self, mut op: impl FnMut(&mut TcpStream) -> std::io::Result<T>, read: bool) -> std::io::Result<T> {
+        loop {
+            let t = self.limit.io(SLICE)?;
+            if read { self.tcp.set_read_timeout(Some(t)) } else { self.tcp.set_write_timeout(Some(t)) }?;
+            match op(&mut self.tcp) {
+                Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.again(|t| t.read(buf), true)
+    }
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.again(|t| t.write(buf), false)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A request to one receiver.
@@ -66,21 +152,32 @@ pub struct Client<'a> {
 }
 
 impl Client<'_> {
-    /// POSTs `body` (a snappy-compressed `WriteRequest`); all of it within `timeout`.
-    pub fn post(&self, body: &[u8], timeout: Duration) -> Result<Answer, (TransportError, String)> {
-        let deadline = Instant::now() + timeout;
-        let tcp = connect(self.endpoint, deadline)?;
+    /// POSTs `body` (a snappy-compressed `WriteRequest`); all of it within `timeout`, or until `cancel` says
+    /// a stop was requested.
+    pub fn post(
+        &self,
+        body: &[u8],
+        timeout: Duration,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Answer, (TransportError, String)> {
+        let limit = Limit { deadline: Instant::now() + timeout, cancel };
+        let tcp = connect(self.endpoint, limit)?;
+        let mut stream = Bounded { tcp, limit };
         let head = self.head(body.len());
         match (self.endpoint.tls, self.tls) {
             (true, Some(connector)) => {
                 let cfg = connector.configure().map_err(|e| (TransportError::Tls, e.to_string()))?;
-                let stream = cfg
-                    .connect(&self.endpoint.host, tcp)
-                    .map_err(|e| (tls_or_timeout(&e), format!("TLS handshake with {}: {e}", self.endpoint.host)))?;
-                exchange(stream, &head, body, deadline)
+                let mut tls = match cfg.connect(&self.endpoint.host, &mut stream) {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        let kind = tls_or_timeout(&e, limit);
+                        return Err((kind, format!("TLS handshake with {}: {e}", self.endpoint.host)));
+                    }
+                };
+                exchange(&mut tls, &head, body, limit)
             }
             (true, None) => Err((TransportError::Tls, "no TLS connector for an https URL".into())),
-            (false, _) => exchange(tcp, &head, body, deadline),
+            (false, _) => exchange(&mut stream, &head, body, limit),
         }
     }
 
@@ -103,11 +200,13 @@ impl Client<'_> {
     }
 }
 
-fn tls_or_timeout<S>(e: &openssl::ssl::HandshakeError<S>) -> TransportError {
+/// A failed handshake because the time ran out (or a stop came) is no TLS failure.
+fn tls_or_timeout<S>(e: &openssl::ssl::HandshakeError<S>, limit: Limit<'_>) -> TransportError {
     match e {
-        openssl::ssl::HandshakeError::Failure(m) if m.error().io_error().is_some_and(is_timeout) => {
-            TransportError::Timeout
-        }
+        openssl::ssl::HandshakeError::Failure(m) if m.error().io_error().is_some() => match limit.wait(SLICE) {
+            Err((kind, _)) => kind,
+            Ok(_) => TransportError::Network,
+        },
         _ => TransportError::Tls,
     }
 }
@@ -116,33 +215,58 @@ fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
-fn left(deadline: Instant) -> Result<Duration, (TransportError, String)> {
-    let d = deadline.saturating_duration_since(Instant::now());
-    if d.is_zero() {
-        Err((TransportError::Timeout, "the push timed out".into()))
-    } else {
-        Ok(d)
+/// Whether a name lookup is under way in a thread a push gave up waiting for: no second one is started
+/// while it is, so a resolver that hangs costs one thread, not one per push.
+static RESOLVING: AtomicBool = AtomicBool::new(false);
+
+/// The receiver's addresses: an IP literal at once, a name by the system's resolver in a thread of its own,
+/// waited for within the limit.
+fn resolve(e: &Endpoint, limit: Limit<'_>) -> Result<Vec<SocketAddr>, (TransportError, String)> {
+    if let Ok(ip) = e.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, e.port)]);
+    }
+    if RESOLVING.swap(true, Ordering::SeqCst) {
+        return Err((TransportError::Timeout, format!("cannot resolve {}: an earlier lookup still hangs", e.host)));
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let target = (e.host.clone(), e.port);
+    let spawned = std::thread::Builder::new().name("remote-write-dns".into()).spawn(move || {
+        let r = target.to_socket_addrs().map(Iterator::collect::<Vec<_>>);
+        RESOLVING.store(false, Ordering::SeqCst);
+        let _ = tx.send(r);
+    });
+    if let Err(err) = spawned {
+        RESOLVING.store(false, Ordering::SeqCst);
+        return Err((TransportError::Network, format!("cannot resolve {}: {err}", e.host)));
+    }
+    loop {
+        match rx.recv_timeout(limit.wait(SLICE)?) {
+            Ok(r) => return r.map_err(|err| (TransportError::Network, format!("cannot resolve {}: {err}", e.host))),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err((TransportError::Network, format!("cannot resolve {}", e.host)))
+            }
+        }
     }
 }
 
-fn connect(e: &Endpoint, deadline: Instant) -> Result<TcpStream, (TransportError, String)> {
-    let addrs = (e.host.as_str(), e.port)
-        .to_socket_addrs()
-        .map_err(|err| (TransportError::Network, format!("cannot resolve {}: {err}", e.host)))?;
+fn connect(e: &Endpoint, limit: Limit<'_>) -> Result<TcpStream, (TransportError, String)> {
     let mut last = (TransportError::Network, format!("{} resolves to no address", e.host));
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, left(deadline)?) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                let t = left(deadline)?;
-                s.set_read_timeout(Some(t))
-                    .and_then(|()| s.set_write_timeout(Some(t)))
-                    .map_err(|err| (TransportError::Network, err.to_string()))?;
-                return Ok(s);
-            }
-            Err(err) => {
-                let kind = if is_timeout(&err) { TransportError::Timeout } else { TransportError::Network };
-                last = (kind, format!("cannot connect to {addr}: {err}"));
+    for addr in resolve(e, limit)? {
+        loop {
+            let slice =
+                limit.wait(CONNECT_SLICE).map_err(|(k, why)| (k, format!("cannot connect to {addr}: {why}")))?;
+            match TcpStream::connect_timeout(&addr, slice) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                // A slice ended, not the push's time: tried again.
+                Err(err) if is_timeout(&err) => continue,
+                Err(err) => {
+                    last = (TransportError::Network, format!("cannot connect to {addr}: {err}"));
+                    break;
+                }
             }
         }
     }
@@ -150,23 +274,27 @@ fn connect(e: &Endpoint, deadline: Instant) -> Result<TcpStream, (TransportError
 }
 
 fn io_error(what: &str, e: std::io::Error) -> (TransportError, String) {
-    let kind = if is_timeout(&e) { TransportError::Timeout } else { TransportError::Network };
+    let kind = match e.kind() {
+        // What `Bounded` says when a stop was requested.
+        std::io::ErrorKind::Interrupted => TransportError::Cancelled,
+        _ if is_timeout(&e) => TransportError::Timeout,
+        _ => TransportError::Network,
+    };
     (kind, format!("{what}: {e}"))
 }
 
-/// Writes the request, reads the answer. The socket's timeouts were set from the deadline when it opened;
-/// the loop also checks the deadline, so a receiver trickling bytes cannot stretch it.
+/// Writes the request, reads the answer, on a stream whose reads and writes end by the limit.
 fn exchange(
     mut s: impl Read + Write,
     head: &[u8],
     body: &[u8],
-    deadline: Instant,
+    limit: Limit<'_>,
 ) -> Result<Answer, (TransportError, String)> {
     s.write_all(head).and_then(|()| s.write_all(body)).and_then(|()| s.flush()).map_err(|e| io_error("sending", e))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     let head_end = loop {
-        left(deadline)?;
+        limit.wait(SLICE)?;
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i + 4;
         }
@@ -186,14 +314,15 @@ fn exchange(
         .ok_or((TransportError::Network, "malformed HTTP answer".to_string()))?;
     // A little of the body, for the log of a refused push; best effort, within the deadline.
     let mut body_bytes = buf[head_end..].to_vec();
-    while answer.status >= 300 && body_bytes.len() < BODY_SNIPPET && left(deadline).is_ok() {
+    while answer.status >= 300 && body_bytes.len() < BODY_SNIPPET && limit.wait(SLICE).is_ok() {
         match s.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => body_bytes.extend_from_slice(&chunk[..n]),
         }
     }
     body_bytes.truncate(BODY_SNIPPET);
-    answer.body = String::from_utf8_lossy(&body_bytes).trim().to_string();
+    // Escaped: a receiver's text must not forge log lines (or terminal control sequences).
+    answer.body = String::from_utf8_lossy(&body_bytes).trim().escape_debug().to_string();
     Ok(answer)
 }
 

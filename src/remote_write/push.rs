@@ -56,6 +56,8 @@ pub enum Verdict {
     Delivered,
     Drop(FailReason),
     Retry(FailReason, Option<Duration>),
+    /// A stop was requested during the push: the final push follows with fresher values.
+    Cancelled,
 }
 
 /// The verdict on one request's outcome.
@@ -69,6 +71,7 @@ pub fn verdict(outcome: &Result<Answer, (TransportError, String)>) -> Verdict {
         Err((TransportError::Network, _)) => Verdict::Retry(FailReason::Network, None),
         Err((TransportError::Timeout, _)) => Verdict::Retry(FailReason::Timeout, None),
         Err((TransportError::Tls, _)) => Verdict::Retry(FailReason::Tls, None),
+        Err((TransportError::Cancelled, _)) => Verdict::Cancelled,
     }
 }
 
@@ -157,15 +160,16 @@ impl Pusher {
             }
             let now = Instant::now();
             next = (next + interval).max(now);
-            self.push_once(next, life);
+            self.push_once(next, Some(life));
         }
         let last = Instant::now() + FINAL_PUSH_TIMEOUT;
         self.not_before = Instant::now();
-        self.push_once(last, life);
+        self.push_once(last, None);
     }
 
-    /// Sends one snapshot, retrying until `due` (the next push) at the latest.
-    fn push_once(&mut self, due: Instant, life: &Lifecycle) {
+    /// Sends one snapshot, retrying until `due` (the next push) at the latest, or until a stop is requested
+    /// (`life`; `None` for the final push, bounded by its own short deadline).
+    fn push_once(&mut self, due: Instant, life: Option<&Lifecycle>) {
         let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         let batch = encode::batch(&self.metrics.gather_all(), &self.cfg.labels, stamp.as_millis() as i64);
         let mut retry = 0;
@@ -173,9 +177,14 @@ impl Pusher {
             let timeout =
                 due.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(100), REQUEST_TIMEOUT_MAX);
             let started = Instant::now();
-            let outcome = self.client().post(&batch.body, timeout);
+            let stopping = || life.is_some_and(Lifecycle::http_stop_requested);
+            let outcome = self.client().post(&batch.body, timeout, &stopping);
             self.counters.duration.observe(started.elapsed().as_secs_f64());
             let reason = match verdict(&outcome) {
+                Verdict::Cancelled => {
+                    debug!("remote write: push abandoned for the final one (stopping)");
+                    return;
+                }
                 Verdict::Delivered => {
                     self.counters.samples_sent.inc_by(batch.samples);
                     self.counters.last_success.set(crate::metrics::unix_now());
@@ -198,7 +207,7 @@ impl Pusher {
                         self.not_before = Instant::now() + delay;
                     }
                     let at = Instant::now() + delay;
-                    if at < due && !sleep_until(at, life) {
+                    if at < due && !life.is_some_and(|life| sleep_until(at, life)) {
                         continue;
                     }
                     reason
