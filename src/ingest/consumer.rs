@@ -260,8 +260,9 @@ impl ConsumerContext for ExporterContext {
 /// Creating the consumer failed (a librdkafka property it refuses, or the subscription).
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
+    /// The error's text, with a refused secret property's value masked (`config::kafka::printable_error`).
     #[error("invalid Kafka client configuration: {0}")]
-    Config(KafkaError),
+    Config(String),
     #[error("cannot subscribe to topic {topic:?}: {source}")]
     Subscribe { topic: String, source: KafkaError },
 }
@@ -270,7 +271,10 @@ pub type ExporterConsumer = BaseConsumer<ExporterContext>;
 
 /// Builds and subscribes the group consumer.
 pub fn create_consumer(cfg: &KafkaConfig, ctx: ExporterContext) -> Result<ExporterConsumer, KafkaSetupError> {
-    let consumer: ExporterConsumer = cfg.consumer_config().create_with_context(ctx).map_err(KafkaSetupError::Config)?;
+    let consumer: ExporterConsumer = cfg
+        .consumer_config()
+        .create_with_context(ctx)
+        .map_err(|e| KafkaSetupError::Config(crate::config::kafka::printable_error(&e)))?;
     consumer
         .subscribe(&[&cfg.topic])
         .map_err(|source| KafkaSetupError::Subscribe { topic: cfg.topic.clone(), source })?;

@@ -25,6 +25,7 @@ pub fn main(raw: RawSettings) -> i32 {
         println!("  {k}={v}");
     }
     if let Err(e) = cfg.kafka.consumer_config().create_native_config() {
+        let e = crate::config::kafka::printable_error(&e);
         eprintln!("invalid configuration: librdkafka refuses the consumer properties: {e}");
         return super::EXIT_CONFIG;
     }

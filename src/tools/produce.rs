@@ -221,7 +221,7 @@ pub fn main(args: ProduceArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("produce failed: {e}");
+            eprintln!("produce failed: {}", crate::config::kafka::printable_error(&e));
             1
         }
     }

@@ -30,7 +30,7 @@ pub struct TailOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
-    #[error("kafka: {0}")]
+    #[error("kafka: {}", crate::config::kafka::printable_error(.0))]
     Kafka(#[from] KafkaError),
     #[error("topic {0:?} does not exist or has no partitions")]
     NoTopic(String),
