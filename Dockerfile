@@ -26,7 +26,7 @@ ENV METRICS_BIND_IP=0.0.0.0 \
 EXPOSE 9190
 # The health check reads the daemon's own WEB_CONFIG_FILE: with TLS on it speaks https and trusts the
 # certificate the file configures (or HEALTHCHECK_CA_FILE); with basic_auth_users it needs HEALTHCHECK_USER and
-# HEALTHCHECK_PASSWORD_FILE (or HEALTHCHECK_PASSWORD). README, Container health check.
+# HEALTHCHECK_PASSWORD_FILE (or HEALTHCHECK_PASSWORD). docs/deployment.md, Container health check.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/dashflow-prometheus-exporter", "healthcheck"]
 ENTRYPOINT ["/dashflow-prometheus-exporter"]

@@ -90,7 +90,7 @@ fn every_wrong_type_for_every_key_and_out_of_range_numbers_are_counted_by_key() 
             recs.push(one_metric(key, Some(Value::FloatValue(f)), &[]));
         }
     }
-    // Negative and > 1 scores: finite, recorded as sent (as the original did; documented in the README).
+    // Negative and > 1 scores: finite, recorded as sent (as the original did; documented in docs/metrics.md, What one quality event does).
     recs.push(one_metric("quality_score", Some(Value::FloatValue(-0.5)), &[("model", "gpt-4o")]));
     recs.push(one_metric("quality_score", Some(Value::FloatValue(1.5)), &[("model", "gpt-4o")]));
     // Integers: negative (clamped to 0) and beyond u32 (saturated).

@@ -1,4 +1,4 @@
-//! The exposition formats over real HTTP from the real binary (README, Exposition formats): the `Accept`
+//! The exposition formats over real HTTP from the real binary (docs/formats.md): the `Accept`
 //! headers Prometheus 2.42 and 3 send get OpenMetrics or protobuf, everything else today's text; the
 //! OpenMetrics and protobuf answers hold the text format's series and values, exemplars with the ids of
 //! records that were produced, and native histograms whose buckets add up to what was produced. Records go

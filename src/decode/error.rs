@@ -1,5 +1,5 @@
-//! Why a record could not be decoded, and the bounded `error_type` label value of each case (README, Wire
-//! format).
+//! Why a record could not be decoded, and the bounded `error_type` label value of each case
+//! (docs/wire-format.md).
 
 use crate::table::label_enum;
 

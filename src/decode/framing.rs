@@ -1,4 +1,4 @@
-//! The record framing: how a record value carries its protobuf (README, Wire format).
+//! The record framing: how a record value carries its protobuf (docs/wire-format.md).
 //!
 //! A framed record starts with a frame byte, `0x00` (plain) or `0x01` (zstd); a legacy record is the protobuf
 //! alone or a bare zstd frame. The size limit applies before decompressing, and the decompressed output is

@@ -1,5 +1,5 @@
 //! The keys the exporter reads from a quality `Metrics` message: metric keys (the `metrics` map) and tag keys
-//! (the `tags` map) with their alias precedence, as typed tables (README, Wire format).
+//! (the `tags` map) with their alias precedence, as typed tables (docs/wire-format.md).
 //!
 //! A metric key's label is also the `key` label value of the invalid-value and type-mismatch families.
 

@@ -1,4 +1,4 @@
-//! Bounded label values: model and category normalization and librarian routing (README, Label values).
+//! Bounded label values: model and category normalization and librarian routing (docs/metrics.md, Label values).
 //!
 //! Each function maps free text from producers to one of a fixed set of label values, so the number of series
 //! stays bounded whatever producers send. The values are typed tables ([`Model`], [`Category`]), so the

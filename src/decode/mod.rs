@@ -1,4 +1,4 @@
-//! Record bytes → [`Decoded`]: the decode stage of the poll thread (README, Wire format).
+//! Record bytes → [`Decoded`]: the decode stage of the poll thread (docs/wire-format.md).
 //!
 //! [`Decoder::decode`] undoes the framing ([`framing`]), reads the `DashStreamMessage` in place ([`message`],
 //! on the allocation-free wire reader of [`wire`]) and maps a quality `Metrics` message to a [`QualityView`]

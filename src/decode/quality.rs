@@ -1,4 +1,4 @@
-//! The quality-event mapping: what a `Metrics` message with scope `quality` means (README, Wire format).
+//! The quality-event mapping: what a `Metrics` message with scope `quality` means (docs/wire-format.md).
 //!
 //! The values are read by key and type from the metrics map, the text fields from the tags (with fixed alias
 //! precedence) and the session id from the header. Absent values keep their defaults and are not marked

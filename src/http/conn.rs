@@ -1,7 +1,7 @@
 //! What the relay of one admitted connection publishes for the gate, and why a relay ended.
 //!
 //! The relay thread writes, the gate thread reads: when every slot is taken, the gate picks a connection to
-//! close from this state (README, HTTP endpoints). Both sides settle a connection's fate once, so each close
+//! close from this state (docs/http.md). Both sides settle a connection's fate once, so each close
 //! is counted once.
 
 use std::net::TcpStream;

@@ -4,7 +4,7 @@
 //! abstract Unix socket. The public listener belongs to the gate (`gate`), which admits a bounded number of
 //! connections and relays each one (`relay`) with idle, header and size limits, terminating TLS when the web
 //! config asks for it. The request handlers (`routes`, `respond`) check basic auth and answer.
-//! README, HTTP endpoints, says what clients see.
+//! docs/http.md says what clients see.
 
 mod client;
 mod conn;
@@ -61,7 +61,7 @@ impl HttpServer {
         self.gate.active_connections()
     }
 
-    /// Accepts connections until a stop is requested (the admission policy: README, HTTP endpoints).
+    /// Accepts connections until a stop is requested (the admission policy: docs/http.md).
     pub fn run_gate(&self, metrics: &Metrics, life: &Lifecycle) {
         self.gate.run(metrics, life)
     }

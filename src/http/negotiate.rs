@@ -1,4 +1,4 @@
-//! Which exposition format a scrape gets, from its `Accept` header (README, Exposition formats).
+//! Which exposition format a scrape gets, from its `Accept` header (docs/formats.md).
 //!
 //! The media ranges Prometheus 2.x and 3.x send are understood with their parameters: OpenMetrics text
 //! (`application/openmetrics-text`, version 1.0.0, 0.0.1 or none), the delimited protobuf stream

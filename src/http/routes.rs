@@ -1,6 +1,6 @@
 //! The request handlers: the web config's rate limit (429), basic auth (401) and response headers when it
 //! asks for them, then `/metrics`, `/`, `/-/healthy`
-//! and `/-/ready` (README, HTTP endpoints); anything else is a 404, any method but GET and HEAD a 405.
+//! and `/-/ready` (docs/http.md); anything else is a 404, any method but GET and HEAD a 405.
 
 use std::sync::Arc;
 use std::time::Duration;

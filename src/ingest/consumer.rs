@@ -97,7 +97,7 @@ impl ExporterContext {
         warn!(
             "no partition of topic {:?} assigned for {} s although connected: this member of group {:?} consumes \
              nothing. Either the group has at least as many other members as the topic has partitions \
-             (a standby), or the broker still counts a member that died as their owner (README, Troubleshooting)",
+             (a standby), or the broker still counts a member that died as their owner (docs/operations.md, Troubleshooting)",
             self.topic,
             idle.as_secs(),
             w.group

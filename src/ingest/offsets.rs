@@ -1,14 +1,11 @@
-//! The offset protocol between the poll thread and the worker (README, How it works). Its invariants:
+//! The batch channel between the poll thread and the worker, and the offset protocol. Why batches, how many
+//! and what bounds them: ARCHITECTURE.md, "How records move" and "Offsets and commits". Its invariants:
 //!
 //! - A record's offset is stored with librdkafka only after the worker has applied the record; the poll
 //!   thread never stores an offset of its own. Every record, quality event or not, goes through the worker,
 //!   so offsets move on in order.
-//! - Records cross in batches: the poll thread adds each record's [`Item`] to the batch it is filling and
-//!   sends the batch when it is full or when librdkafka has nothing more waiting ([`Feed::push`],
-//!   [`Feed::flush`]); the worker applies it, reports its positions applied and hands the empty `Vec` back
-//!   ([`Inbox::apply_batch`]). A fixed set of batches, allocated once, circulates: it bounds the records in
-//!   flight (with none free the poll thread waits, which is the back-pressure), and nothing is allocated per
-//!   batch or per record.
+//! - The poll thread fills a batch of [`Item`]s and sends it ([`Feed::push`], [`Feed::flush`]); the worker
+//!   applies it, reports its positions applied and hands the empty `Vec` back ([`Inbox::apply_batch`]).
 //! - Between polls the poll thread stores what was applied ([`Offsets::store_applied`]); librdkafka's
 //!   auto-commit commits what was stored.
 //! - On revoke, and at shutdown, the poll thread first sends the batch it is filling, waits until the worker

@@ -1,10 +1,7 @@
 //! The poll thread's loop: takes records from librdkafka in batches ([`fetch`]), decodes each on the spot into
 //! a small event (or counts why it is none), and adds every record to the [`Feed`]'s batch, so that its offset
-//! moves on in order with the others. A round first serves the consumer queue without waiting (rebalances,
-//! statistics and errors run the context's callbacks there), then takes what the fetch queue holds; with
-//! nothing anywhere it waits up to a tick for a first record. It sends the batch at the end of the round: a
-//! drain hands the worker full batches, a trickle single records without delay. Between rounds it stores the
-//! applied offsets; at the end it drains and commits (README, How it works).
+//! moves on in order with the others. Between rounds it stores the applied offsets; at the end it drains and
+//! commits. How a round runs and when a batch is sent: ARCHITECTURE.md, "How records move".
 
 use std::time::{Duration, Instant};
 

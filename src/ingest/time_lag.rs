@@ -1,5 +1,5 @@
 //! Time lag per partition: how long ago the oldest record not yet applied was written, estimated from the
-//! Kafka timestamps the poll thread sees (README, Metrics: freshness). Records behind (`lag` > 0) say how
+//! Kafka timestamps the poll thread sees (docs/metrics.md, Freshness). Records behind (`lag` > 0) say how
 //! many; this says how old the numbers on the dashboard are.
 //!
 //! The poll thread notes the timestamp of every record it fetches, one entry per run of records that share

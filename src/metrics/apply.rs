@@ -1,4 +1,4 @@
-//! The rules that apply a quality event to the metrics (README, What one quality event does), run by the
+//! The rules that apply a quality event to the metrics (docs/metrics.md, What one quality event does), run by the
 //! worker thread.
 //!
 //! [`Applier`] owns the session tracker and caches the handles of lazily created label values in typed tables,
@@ -45,8 +45,7 @@ impl Applier {
         &self.m
     }
 
-    /// Applies one quality event (the original's rules with the fixes of README, Differences from the
-    /// original exporter). `wall` is Unix seconds, `now` the monotonic time used for session idleness.
+    /// Applies one quality event (the original's rules with the fixes of docs/differences.md). `wall` is Unix seconds, `now` the monotonic time used for session idleness.
     pub fn apply(&mut self, ev: &Event, wall: f64, now: Instant) {
         let m = &self.m;
         let an = &ev.anomalies;

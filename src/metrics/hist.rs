@@ -433,7 +433,7 @@ mod tests {
         assert!(String::from_utf8(text).unwrap().contains("x_count 200000\n"));
     }
 
-    /// What one series holds (README, Exposition formats): the latency buckets with exemplars and the default
+    /// What one series holds (docs/formats.md): the latency buckets with exemplars and the default
     /// native window.
     #[test]
     fn memory_per_series() {

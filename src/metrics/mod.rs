@@ -1,5 +1,5 @@
 //! The metrics stage: the families the exporter exposes, the rules that apply a quality event to them, and
-//! the expositions a scrape writes (README, Metrics and Exposition formats).
+//! the expositions a scrape writes (docs/metrics.md, docs/formats.md).
 //!
 //! [`registry`] registers every family and holds the shared handles ([`Metrics`]); [`apply`] is the worker's
 //! [`Applier`]; [`family`] and [`hist`] are the labelled families and histograms a scrape writes straight from
@@ -23,7 +23,7 @@ pub use self::apply::Applier;
 pub use self::process::unix_now;
 pub use self::registry::{encode, encode_text, CloseReason, LegacyErrorType, Metrics, MetricsError, Outcome};
 
-/// An exposition format a scrape can ask for (README, Exposition formats).
+/// An exposition format a scrape can ask for (docs/formats.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// The text format 0.0.4, the default.

@@ -1,4 +1,4 @@
-//! The OpenMetrics 1.0.0 text format, written straight into a byte buffer (README, Exposition formats).
+//! The OpenMetrics 1.0.0 text format, written straight into a byte buffer (docs/formats.md).
 //!
 //! What differs from the text format 0.0.4 ([`expo`]): a counter family is named without its `_total` suffix
 //! and its sample carries it; counters and histograms have a `_created` sample (Unix seconds); a family whose

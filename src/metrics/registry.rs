@@ -1,4 +1,4 @@
-//! Every metric family the exporter exposes (README, Metrics: the original's names, types, labels, buckets
+//! Every metric family the exporter exposes (docs/metrics.md: the original's names, types, labels, buckets
 //! and HELP strings, plus the families added here), registered once at start-up, and [`Metrics`], the handles
 //! to them that all threads share. The handles of bounded label values are typed tables ([`PerKey`]), one per
 //! label value, indexed by the label's variant.
@@ -71,7 +71,7 @@ label_enum! {
 pub struct Metrics {
     pub registry: Registry,
     pub families: Families,
-    // Data families (README, Metrics: as in the original).
+    // Data families (docs/metrics.md: as in the original).
     pub quality_score: Gauge,
     pub queries_total: IntCounter,
     pub queries_passed: IntCounter,
@@ -189,7 +189,7 @@ impl Metrics {
         let registry = Registry::new();
         let families = Families::default();
         let m = Builder { r: &registry, f: &families };
-        // Exemplars and native buckets: the latency and quality-score histograms (README, Exposition formats).
+        // Exemplars and native buckets: the latency and quality-score histograms (docs/formats.md).
         let rich = Rich { exemplars: b.exemplars, native: b.native };
 
         let build_info = m.reg(prometheus::IntGaugeVec::new(

@@ -1,4 +1,4 @@
-//! Session tracking for `dashstream_turns_by_session` (README, What one quality event does), bounded and
+//! Session tracking for `dashstream_turns_by_session` (docs/metrics.md, What one quality event does), bounded and
 //! timer-driven.
 //!
 //! A session's highest turn number is observed once, when the session closes: after it has been idle longer

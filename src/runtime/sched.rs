@@ -1,5 +1,5 @@
 //! Scheduler hints, so that a scrape does not wait while a backlog drain keeps every core busy: short slices
-//! for the threads that answer HTTP, a lower priority for the ingest threads (README, How it works).
+//! for the threads that answer HTTP, a lower priority for the ingest threads (ARCHITECTURE.md, Scheduling).
 //!
 //! A thread asking for a short slice (the EEVDF scheduler's custom slices, Linux 6.12+, no privilege
 //! needed) gets an early deadline when woken and runs its few microseconds of work at once instead of after

@@ -91,7 +91,7 @@ pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32
         Ok(c) => c,
         Err(e) => {
             eprint!("{e}");
-            return 2;
+            return crate::app::EXIT_CONFIG;
         }
     };
     crate::runtime::logging::init(cfg.log_level);
@@ -116,7 +116,7 @@ pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32
     });
     drop(mock);
     match result {
-        Ok(()) => 0,
+        Ok(()) => crate::app::EXIT_OK,
         Err(e) => {
             eprintln!("{e}");
             e.exit_code()

@@ -26,7 +26,7 @@ pub fn from_hex(s: &str) -> Vec<u8> {
     s.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("hex byte")).collect()
 }
 
-/// How a record value is laid out on the wire (README, Wire format).
+/// How a record value is laid out on the wire (docs/wire-format.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
     /// `0x00` + protobuf (what producers send for small messages).

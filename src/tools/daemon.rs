@@ -22,7 +22,7 @@ pub fn main(raw: RawSettings) -> i32 {
     info!("{}", app::startup_line(&cfg));
     let life = super::stopped_by_signals();
     match app::run(&cfg, life, |addr| info!("serving metrics on http://{addr}/metrics")) {
-        Ok(()) => 0,
+        Ok(()) => app::EXIT_OK,
         Err(e) => {
             log::error!("{e}");
             e.exit_code()

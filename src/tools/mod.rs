@@ -15,8 +15,7 @@ use std::sync::Arc;
 use crate::config::{ConfigErrors, ToolConfig};
 use crate::runtime::shutdown::Lifecycle;
 
-/// Exit code of an invalid configuration (and of a usage error).
-pub const EXIT_CONFIG: i32 = 2;
+pub use crate::app::{EXIT_CONFIG, EXIT_RUNTIME, EXIT_SECOND_SIGNAL};
 
 /// A validated configuration, or [`EXIT_CONFIG`] after printing every problem.
 pub fn valid<T>(checked: Result<T, ConfigErrors>) -> Result<T, i32> {
@@ -32,13 +31,13 @@ pub fn install_signals(life: &Arc<Lifecycle>) {
     let r = ctrlc::set_handler(move || {
         if life.stop_requested() {
             eprintln!("second signal: exiting now");
-            std::process::exit(130);
+            std::process::exit(EXIT_SECOND_SIGNAL);
         }
         life.request_stop();
     });
     if let Err(e) = r {
         eprintln!("cannot install the signal handler: {e}");
-        std::process::exit(1);
+        std::process::exit(EXIT_RUNTIME);
     }
 }
 

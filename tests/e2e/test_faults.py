@@ -27,7 +27,7 @@ import pytest
 import support as s
 
 RECEIVED = "dashstream_exporter_messages_received_total"
-# librdkafka's default, which the exporter keeps (README, "Offsets"); test 3 reads it from the start-up line.
+# librdkafka's default, which the exporter keeps (ARCHITECTURE.md, "Offsets and commits"); test 3 reads it from the start-up line.
 AUTO_COMMIT_INTERVAL_S = 5.0
 
 

@@ -293,7 +293,7 @@ def test_prometheus_b_has_todays_classic_series(stack):
     """Without features, Prometheus keeps today's series of the three families (`_bucket` with the `le` values
     of the text format and the exact bucket counts of the produced events, `_sum`, `_count`). Prometheus 2.42
     asks for OpenMetrics first, and it stores OpenMetrics' `_created` samples as one more series per histogram
-    (README, Exposition formats); nothing else is added or renamed."""
+    (docs/formats.md); nothing else is added or renamed."""
     text = s.fetch(stack.url()).body.decode()
     e = s.parse_exposition(text)
     model = stack.biggest_model()

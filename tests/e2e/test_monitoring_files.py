@@ -208,8 +208,8 @@ def test_example_prometheus_config(tools):
     assert [j["job_name"] for j in cfg["scrape_configs"]] == [s.JOB]
 
 
-# The histogram families whose classic buckets carry exemplars (thread_id, message_id); see README, "Exposition
-# formats, exemplars and native histograms".
+# The histogram families whose classic buckets carry exemplars (thread_id, message_id); see docs/formats.md,
+# "Exemplars".
 EXEMPLAR_BUCKETS = ("dashstream_query_latency_ms_bucket", "dashstream_latency_by_model_ms_bucket",
                     "dashstream_quality_score_by_model_bucket")
 

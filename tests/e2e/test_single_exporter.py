@@ -25,7 +25,7 @@ LATENCY_BOUNDS = [10, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 15000, 20000, 
 DURATION_BOUNDS = [0.01, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]
 
 # `promtool check metrics` findings on a live scrape that are deliberate: the original's metric names, kept
-# for compatibility with existing dashboards and alerts (README, "Kept on purpose").
+# for compatibility with existing dashboards and alerts (docs/differences.md, "Kept on purpose").
 PROMTOOL_EXCEPTIONS = {
     "dashstream_latency_by_model_ms metric names should not contain abbreviated units",
     "dashstream_query_latency_ms metric names should not contain abbreviated units",
