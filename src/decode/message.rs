@@ -558,6 +558,15 @@ mod tests {
             "12 official records: empty and bad zstd do not unframe, one is truncated"
         );
         seeds.extend(official);
+        // DashFlow's producers' shapes, encoded by the official runtime from DashFlow's own .proto.
+        for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dashflow")).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "bin") {
+                let body = std::fs::read(&path).unwrap()[1..].to_vec(); // every one is 0x00-framed
+                assert_eq!(check(&body), !path.to_string_lossy().contains("truncated"), "{path:?}");
+                seeds.push(body);
+            }
+        }
         let mut rng = Rng::new(99);
         let (mut ok, mut err) = (0, 0);
         for i in 0..250_000 {
