@@ -94,7 +94,8 @@ pub fn run_with_metrics(
         Some(rw) => Some(Pusher::new(rw.clone(), metrics.clone()).map_err(MetricsError::from)?),
         None => None,
     };
-    let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked));
+    let applier = Applier::new(metrics.clone(), SessionTracker::new(cfg.session_timeout, cfg.session_max_tracked))
+        .with_pass_threshold(cfg.quality_pass_threshold);
     let max_payload = cfg.max_payload_bytes;
     let exemplars = cfg.buckets.exemplars;
     let linger = cfg.http.shutdown_linger;

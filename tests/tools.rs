@@ -95,13 +95,23 @@ fn exporter_counters_equal_the_produce_summary_per_label() {
     assert_eq!(sum["records"], 6000);
     let quality = sum["quality_events"].as_u64().unwrap();
     let bad: u64 = sum["bad"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(quality + bad, 6000);
+    let alerts = sum["alerts"].as_u64().unwrap();
+    assert_eq!(quality + bad + alerts, 6000);
+    let monitor = sum["monitor_evaluations"].as_u64().unwrap();
+    assert!(monitor > 800 && alerts > 100, "about 20% of the events are QualityMonitor's: {monitor}, {alerts} alerts");
     assert!(bad > 400, "about 10% bad: {bad}");
     let e = Exporter::start(&c, "g-produce", &[]);
     e.wait_value("dashstream_exporter_messages_received_total", 6000.0, WAIT);
     e.wait_value("dashstream_quality_monitor_queries_total", quality as f64, WAIT);
     let s = e.scrape();
     assert_eq!(s.v("dashstream_quality_monitor_queries_passed_total"), sum["passed"].as_f64().unwrap());
+    assert_eq!(s.v("dashstream_quality_alerts_total"), alerts as f64);
+    for issue in ["tool_results_ignored", "incomplete_coverage", "low_accuracy", "low_relevance", "low_completeness"] {
+        let want = sum["issues"][issue].as_f64().unwrap();
+        assert!(want > 0.0, "{issue}");
+        assert_eq!(s.v(&format!("dashstream_quality_issues_total{{issue=\"{issue}\"}}")), want, "{issue}");
+    }
+    assert_eq!(s.v("dashstream_quality_issues_total{issue=\"other\"}"), 0.0);
     for cat in ["Simple", "Medium", "Complex", "Edge", "Unknown"] {
         let want = sum["failed_by_category"][cat].as_f64().unwrap_or(0.0);
         assert_eq!(
@@ -119,7 +129,7 @@ fn exporter_counters_equal_the_produce_summary_per_label() {
             "{model}"
         );
     }
-    assert_eq!(s.sum("dashstream_queries_by_model_total"), quality as f64);
+    assert_eq!(s.sum("dashstream_queries_by_model_total"), (quality - monitor) as f64, "QualityMonitor names no model");
     assert_eq!(s.v("dashstream_librarian_requests_total"), sum["librarian"].as_f64().unwrap());
     assert_eq!(s.v("dashstream_query_latency_ms_sum"), sum["latency_ms_sum"].as_f64().unwrap());
     let b = &sum["bad"];
@@ -190,7 +200,23 @@ fn same_seed_same_summary_and_text_summary() {
 #[test]
 fn tail_decodes_what_produce_sent() {
     let c = Cluster::new("tail", 1);
-    produce_json(&c, &["--count", "5", "--seed", "11", "--rate", "0", "--zstd-ratio", "0.4", "--legacy-ratio", "0.3"]);
+    produce_json(
+        &c,
+        &[
+            "--count",
+            "5",
+            "--seed",
+            "11",
+            "--rate",
+            "0",
+            "--zstd-ratio",
+            "0.4",
+            "--legacy-ratio",
+            "0.3",
+            "--monitor-ratio",
+            "0",
+        ],
+    );
     let (code, out, err) =
         run(&["tail", "--brokers", &c.brokers, "--topic", &c.topic, "--from-beginning", "--limit", "5", "--json"], &[]);
     assert_eq!(code, Some(0), "{err}");
@@ -331,8 +357,10 @@ fn mock_broker_runs_as_a_separate_process() {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
     let brokers = line.trim().to_string();
     assert!(brokers.starts_with("127.0.0.1:"), "{brokers}");
-    let (code, out, err) =
-        run(&["produce", "--brokers", &brokers, "--topic", "sep", "--count", "100", "--rate", "0"], &[]);
+    let (code, out, err) = run(
+        &["produce", "--brokers", &brokers, "--topic", "sep", "--count", "100", "--rate", "0", "--monitor-ratio", "0"],
+        &[],
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(out.starts_with("sent 100 records"));
     let e = Exporter::start_with(&brokers, "sep", "g-sep", &[]);

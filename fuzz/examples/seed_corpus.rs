@@ -113,7 +113,7 @@ fn main() {
     // Every other message type, and none.
     use dashflow_prometheus_exporter::proto as p;
     let others: [(&str, Option<Message>); 9] = [
-        ("event", Some(Message::Event(p::Event {}))),
+        ("event", Some(Message::Event(p::Event::default()))),
         ("state-diff", Some(Message::StateDiff(p::StateDiff {}))),
         ("token-chunk", Some(Message::TokenChunk(p::TokenChunk {}))),
         ("tool-execution", Some(Message::ToolExecution(p::ToolExecution {}))),

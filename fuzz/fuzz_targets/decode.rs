@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Decoded::WrongScope(_)) => m.wrong_scope.inc(),
         Ok(Decoded::Other(kind)) => m.count_other(kind),
+        Ok(Decoded::QualityAlert) => m.quality_alerts.inc(),
         Err(e) => m.messages_failed[e.reason()].inc(),
     }
 

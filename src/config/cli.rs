@@ -76,6 +76,8 @@ pub struct ProduceArgs {
     pub pass_rate: f64,
     pub zstd_ratio: f64,
     pub legacy_ratio: f64,
+    /// Share of events sent as DashFlow QualityMonitor evaluations (with their alerts).
+    pub monitor_ratio: f64,
     pub bad_ratio: f64,
     /// Sessions open at once.
     pub sessions: usize,
@@ -259,6 +261,12 @@ fn produce() -> Command {
         .arg(ratio("pass-rate", "0.85", "Share of events that passed"))
         .arg(ratio("zstd-ratio", "0.05", "Share of records sent zstd-framed (0x01)"))
         .arg(ratio("legacy-ratio", "0.05", "Share of records sent legacy-unframed"))
+        .arg(ratio(
+            "monitor-ratio",
+            "0.2",
+            "Share of events sent as DashFlow QualityMonitor evaluations (its keys and issue tags), each averaging \
+below 0.8 followed by its LOW_QUALITY alert event",
+        ))
         .arg(ratio("bad-ratio", "0", "Share of records that are malformed or not quality events (every kind)"))
         .arg(
             Arg::new("sessions")
@@ -410,6 +418,7 @@ where
             pass_rate: given(m, "pass-rate"),
             zstd_ratio: given(m, "zstd-ratio"),
             legacy_ratio: given(m, "legacy-ratio"),
+            monitor_ratio: given(m, "monitor-ratio"),
             bad_ratio: given(m, "bad-ratio"),
             sessions: given(m, "sessions"),
             linger_ms: given(m, "linger-ms"),

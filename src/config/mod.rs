@@ -43,6 +43,8 @@ pub struct Config {
     pub session_max_tracked: usize,
     /// `KAFKA_INGEST_NICE`: added to the ingest threads' nice value.
     pub ingest_nice: i32,
+    /// `PROMETHEUS_QUALITY_PASS_THRESHOLD`: judge QualityMonitor evaluations by score (unset: by issues).
+    pub quality_pass_threshold: Option<f64>,
     pub buckets: Buckets,
     pub log_level: LevelFilter,
     /// Prometheus remote write, when `REMOTE_WRITE_URL` is set.
@@ -71,6 +73,7 @@ impl Config {
             session_timeout: limits.session_timeout,
             session_max_tracked: limits.session_max_tracked,
             ingest_nice: limits.ingest_nice,
+            quality_pass_threshold: limits.quality_pass_threshold,
             buckets,
             log_level,
             remote_write,

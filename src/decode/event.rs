@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::decode::id_key::{id_key, PreHashed};
 use crate::decode::ids::Ids;
+use crate::decode::keys::IssueSet;
 use crate::decode::labels::{self, Category, Model};
 use crate::decode::quality::{Anomalies, QualityView};
 
@@ -28,6 +29,12 @@ pub struct Event {
     /// `None` for an empty model tag.
     pub model: Option<Model>,
     pub category: Category,
+    /// QualityMonitor's `quality_issues_count` (0 when absent).
+    pub issues_count: u32,
+    /// The named issue tags set to `"true"`.
+    pub issues: IssueSet,
+    /// Other tags set to `"true"`, counted.
+    pub other_issues: u8,
     /// 64-bit hash of a non-empty session id.
     pub session: Option<u64>,
     /// When the event was produced, in microseconds since the epoch: the producer's header stamp, or else
@@ -83,6 +90,9 @@ impl Normalizer {
             librarian: labels::is_librarian(v.application_type),
             model: (!v.model.is_empty()).then(|| self.model(v.model)),
             category: labels::normalize_category(v.category),
+            issues_count: v.issues_count,
+            issues: v.issues,
+            other_issues: v.other_issues,
             session: (!v.session_id.is_empty()).then(|| id_key(v.session_id.as_bytes())),
             produced_us: v.timestamp_us,
             anomalies: v.anomalies,

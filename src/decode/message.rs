@@ -1,14 +1,14 @@
 //! Reads a `DashStreamMessage` in place and classifies it: a quality event, a `Metrics` message of another
-//! scope, or another kind of message.
+//! scope, a low-quality alert (an `Event` from DashFlow's QualityMonitor), or another kind of message.
 //!
 //! The reader borrows from the record and allocates nothing; it accepts exactly what the generated prost types
 //! accept (a test compares both on generated and mutated records), and [`classify`] is the same
 //! classification over the prost types (the reference path).
 
-use crate::decode::keys::{MetricKey, TagKey};
+use crate::decode::keys::MetricKey;
 use crate::decode::quality::{Fields, QualityView, Val};
 use crate::decode::wire::{Reader, WireError, FIXED64, LEN, VARINT};
-use crate::proto::{dash_stream_message::Message, DashStreamMessage};
+use crate::proto::{attribute_value, dash_stream_message::Message, DashStreamMessage};
 use crate::table::label_enum;
 
 /// A successfully decoded record.
@@ -18,6 +18,9 @@ pub enum Decoded<'a> {
     Quality(QualityView<'a>),
     /// A `Metrics` message with another scope.
     WrongScope(&'a str),
+    /// An `Event` whose `alert_type` attribute is the string [`LOW_QUALITY_ALERT`]: QualityMonitor's alert
+    /// that an evaluation's average fell below its threshold (whatever the event type and node id).
+    QualityAlert,
     /// Another DashStream message type.
     Other(OtherKind),
 }
@@ -38,10 +41,15 @@ label_enum! {
     }
 }
 
+/// The event attribute that names an alert, and the value QualityMonitor gives a low-quality alert.
+pub const ALERT_TYPE_ATTRIBUTE: &str = "alert_type";
+pub const LOW_QUALITY_ALERT: &str = "LOW_QUALITY";
+
 /// A branch of the `DashStreamMessage` oneof.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Branch {
     Metrics,
+    Event,
     Other(OtherKind),
 }
 
@@ -49,7 +57,7 @@ impl Branch {
     /// The branch a `DashStreamMessage` field number carries (`None` outside the oneof).
     fn of_field(field: u32) -> Option<Branch> {
         Some(match field {
-            1 => Branch::Other(OtherKind::Event),
+            1 => Branch::Event,
             2 => Branch::Other(OtherKind::StateDiff),
             3 => Branch::Other(OtherKind::TokenChunk),
             4 => Branch::Other(OtherKind::ToolExecution),
@@ -67,7 +75,13 @@ impl Branch {
 pub fn classify(msg: &DashStreamMessage) -> Decoded<'_> {
     match &msg.message {
         Some(Message::Metrics(m)) => decoded(Fields::from_prost(m)),
-        Some(Message::Event(_)) => Decoded::Other(OtherKind::Event),
+        Some(Message::Event(e)) => {
+            let alert = e.attributes.get(ALERT_TYPE_ATTRIBUTE).and_then(|a| a.value.as_ref());
+            match alert {
+                Some(attribute_value::Value::StringValue(t)) if t == LOW_QUALITY_ALERT => Decoded::QualityAlert,
+                _ => Decoded::Other(OtherKind::Event),
+            }
+        }
         Some(Message::StateDiff(_)) => Decoded::Other(OtherKind::StateDiff),
         Some(Message::TokenChunk(_)) => Decoded::Other(OtherKind::TokenChunk),
         Some(Message::ToolExecution(_)) => Decoded::Other(OtherKind::ToolExecution),
@@ -91,18 +105,27 @@ pub(super) fn scan(buf: &[u8]) -> Result<Decoded<'_>, WireError> {
     let mut r = Reader::new(buf);
     let mut last = None;
     let mut metrics = Fields::default();
+    let mut alert = AlertType::Absent;
     while !r.is_empty() {
         let (field, wire) = r.key()?;
         match Branch::of_field(field) {
             Some(branch) => {
                 Reader::expect(wire, LEN)?;
                 let body = r.bytes()?;
+                // Another branch in between replaced an earlier occurrence; the same branch again merges.
+                let fresh = last != Some(branch);
                 match branch {
                     Branch::Metrics => {
-                        if last != Some(Branch::Metrics) {
-                            metrics = Fields::default(); // another branch in between replaced it
+                        if fresh {
+                            metrics = Fields::default();
                         }
                         read_metrics(&mut metrics, body)?;
+                    }
+                    Branch::Event => {
+                        if fresh {
+                            alert = AlertType::Absent;
+                        }
+                        read_event(&mut alert, body)?;
                     }
                     Branch::Other(_) => Reader::new(body).skip_all(1)?,
                 }
@@ -113,6 +136,8 @@ pub(super) fn scan(buf: &[u8]) -> Result<Decoded<'_>, WireError> {
     }
     Ok(match last {
         Some(Branch::Metrics) => decoded(metrics),
+        Some(Branch::Event) if alert == AlertType::LowQuality => Decoded::QualityAlert,
+        Some(Branch::Event) => Decoded::Other(OtherKind::Event),
         Some(Branch::Other(kind)) => Decoded::Other(kind),
         None => Decoded::Other(OtherKind::Empty),
     })
@@ -147,9 +172,7 @@ fn read_metrics<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> 
             5 => {
                 Reader::expect(wire, LEN)?;
                 let (key, val) = tag_entry(r.bytes()?)?;
-                if let Some(k) = TagKey::from_label(key) {
-                    f.tags[k] = Some(val);
-                }
+                f.tag(key, val);
             }
             _ => r.skip(field, wire, 1)?,
         }
@@ -188,6 +211,109 @@ fn read_header<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> {
                 r.varint()?;
             }
             _ => r.skip(field, wire, 2)?,
+        }
+    }
+    Ok(())
+}
+
+/// What an `Event`'s `alert_type` attribute holds, as far as the exporter cares (the last entry of the name
+/// wins, as map insertion does).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AlertType {
+    Absent,
+    LowQuality,
+    /// Another value, or a value of another type.
+    Other,
+}
+
+/// Reads one occurrence of an `Event` message, checking it as the generated types do; only the
+/// `alert_type` attribute is kept.
+fn read_event(alert: &mut AlertType, buf: &[u8]) -> Result<(), WireError> {
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                Reader::expect(wire, LEN)?;
+                read_header(&mut Fields::default(), r.bytes()?)?; // checked, not kept
+            }
+            2 | 5 => {
+                Reader::expect(wire, VARINT)?;
+                r.varint()?;
+            }
+            3 | 6 => {
+                Reader::expect(wire, LEN)?;
+                r.str()?;
+            }
+            4 => {
+                Reader::expect(wire, LEN)?;
+                if let Some(a) = attribute_entry(r.bytes()?)? {
+                    *alert = a;
+                }
+            }
+            _ => r.skip(field, wire, 1)?,
+        }
+    }
+    Ok(())
+}
+
+/// One `attributes` map entry: what it says about the alert type, or `None` for another attribute.
+fn attribute_entry(buf: &[u8]) -> Result<Option<AlertType>, WireError> {
+    let mut r = Reader::new(buf);
+    let (mut key, mut value) = ("", None);
+    while !r.is_empty() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                Reader::expect(wire, LEN)?;
+                key = r.str()?;
+            }
+            2 => {
+                Reader::expect(wire, LEN)?;
+                attribute_value(r.bytes()?, &mut value)?;
+            }
+            _ => r.skip(field, wire, 2)?,
+        }
+    }
+    Ok((key == ALERT_TYPE_ATTRIBUTE).then(|| match value {
+        Some(s) if s == LOW_QUALITY_ALERT => AlertType::LowQuality,
+        _ => AlertType::Other,
+    }))
+}
+
+/// Merges one occurrence of an `AttributeValue` (its last oneof variant wins): `Some(s)` when that is the
+/// string `s`, else `None`.
+fn attribute_value<'a>(buf: &'a [u8], string: &mut Option<&'a str>) -> Result<(), WireError> {
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                Reader::expect(wire, LEN)?;
+                *string = Some(r.str()?);
+            }
+            2 | 4 => {
+                Reader::expect(wire, VARINT)?;
+                r.varint()?;
+                *string = None;
+            }
+            3 => {
+                Reader::expect(wire, FIXED64)?;
+                r.fixed64()?;
+                *string = None;
+            }
+            5 => {
+                Reader::expect(wire, LEN)?;
+                r.bytes()?;
+                *string = None;
+            }
+            6 | 7 => {
+                // AttributeArray / AttributeMap: declared empty, their contents checked and skipped.
+                Reader::expect(wire, LEN)?;
+                Reader::new(r.bytes()?).skip_all(4)?;
+                *string = None;
+            }
+            _ => r.skip(field, wire, 3)?,
         }
     }
     Ok(())
@@ -302,7 +428,7 @@ mod tests {
     /// The generated branch of each kind (`None` for a message without one).
     fn branch_of(kind: OtherKind) -> Option<Message> {
         match kind {
-            OtherKind::Event => Some(Message::Event(Event {})),
+            OtherKind::Event => Some(Message::Event(Event::default())),
             OtherKind::StateDiff => Some(Message::StateDiff(StateDiff {})),
             OtherKind::TokenChunk => Some(Message::TokenChunk(TokenChunk {})),
             OtherKind::ToolExecution => Some(Message::ToolExecution(ToolExecution {})),
@@ -312,6 +438,53 @@ mod tests {
             OtherKind::ExecutionTrace => Some(Message::ExecutionTrace(ExecutionTrace {})),
             OtherKind::Empty => None,
         }
+    }
+
+    /// An `Event` with the given attributes (string values).
+    fn event_with(attrs: &[(&str, &str)]) -> Vec<u8> {
+        use crate::proto::{attribute_value::Value, AttributeValue};
+        let attributes = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), AttributeValue { value: Some(Value::StringValue(v.to_string())) }))
+            .collect();
+        DashStreamMessage { message: Some(Message::Event(Event { attributes, ..Event::default() })) }.encode_to_vec()
+    }
+
+    #[test]
+    fn low_quality_alerts_are_read_from_the_event_branch() {
+        use crate::sim::encode::low_quality_alert;
+        let alert = low_quality_alert("t-1", 0.55, 0.8, &["low_accuracy", "low_relevance"]).encode_to_vec();
+        assert_eq!(scan(&alert), Ok(Decoded::QualityAlert));
+        assert_eq!(by_prost(&alert), Ok("QualityAlert".into()));
+        for (attrs, want) in [
+            (&[("alert_type", "LOW_QUALITY")][..], Decoded::QualityAlert),
+            (&[("alert_type", "low_quality")], Decoded::Other(OtherKind::Event)),
+            (&[("alert_type", "HIGH_LATENCY")], Decoded::Other(OtherKind::Event)),
+            (&[("kind", "LOW_QUALITY")], Decoded::Other(OtherKind::Event)),
+            (&[], Decoded::Other(OtherKind::Event)),
+        ] {
+            let body = event_with(attrs);
+            assert_eq!(scan(&body), Ok(want.clone()), "{attrs:?}");
+            assert_eq!(by_prost(&body), Ok(describe(&want)), "{attrs:?}");
+        }
+        // A later entry of the same name replaces the earlier; another branch in between replaces the event.
+        let later_wins = [event_with(&[("alert_type", "LOW_QUALITY")]), event_with(&[("alert_type", "x")])].concat();
+        assert_eq!(scan(&later_wins), Ok(Decoded::Other(OtherKind::Event)));
+        let merged = [event_with(&[("alert_type", "x")]), event_with(&[("alert_type", "LOW_QUALITY")])].concat();
+        assert_eq!(scan(&merged), Ok(Decoded::QualityAlert));
+        let chunk = DashStreamMessage { message: Some(Message::TokenChunk(TokenChunk {})) }.encode_to_vec();
+        assert_eq!(scan(&[alert.clone(), chunk].concat()), Ok(Decoded::Other(OtherKind::TokenChunk)));
+        // Malformed alerts are errors, as prost says: a truncated one, invalid UTF-8 in the node id.
+        assert!(scan(&alert[..alert.len() - 3]).is_err() && by_prost(&alert[..alert.len() - 3]).is_err());
+        let node = DashStreamMessage {
+            message: Some(Message::Event(Event { node_id: "quality_monitor".into(), ..Event::default() })),
+        }
+        .encode_to_vec();
+        let mut bad = [node, event_with(&[("alert_type", "LOW_QUALITY")])].concat();
+        let at = bad.iter().position(|b| *b == b'q').unwrap();
+        bad[at] = 0xff;
+        assert_eq!(scan(&bad), Err(WireError("invalid string value: data is not UTF-8 encoded")));
+        assert!(by_prost(&bad).is_err());
     }
 
     #[test]
@@ -350,6 +523,16 @@ mod tests {
         let chunk = DashStreamMessage { message: Some(Message::TokenChunk(TokenChunk {})) }.encode_to_vec();
         seeds.push([two[0].clone(), chunk.clone(), two[1].clone()].concat()); // replaced, then new
         seeds.push([two[0].clone(), chunk].concat()); // last branch wins
+                                                      // QualityMonitor's shapes: evaluations with and without issues, its alert, alerts mixed with metrics.
+        let monitor = QualityRecord::monitor("t-m", 0.5, 0.6, 0.9, &["low_accuracy", "low_relevance", "made_up"]);
+        seeds.push(monitor.message().encode_to_vec());
+        seeds.push(QualityRecord::monitor("t-m", 0.9, 0.95, 0.8, &[]).message().encode_to_vec());
+        let alert =
+            crate::sim::encode::low_quality_alert("t-m", 0.66, 0.8, &["low_accuracy", "low_relevance"]).encode_to_vec();
+        seeds.push(alert.clone());
+        seeds.push([alert.clone(), alert.clone()].concat());
+        seeds.push([two[0].clone(), alert.clone()].concat());
+        seeds.push([alert, two[1].clone()].concat());
         let mut official = Vec::new();
         for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dashstream")).unwrap() {
             let path = f.unwrap().path();
@@ -375,6 +558,15 @@ mod tests {
             "12 official records: empty and bad zstd do not unframe, one is truncated"
         );
         seeds.extend(official);
+        // DashFlow's producers' shapes, encoded by the official runtime from DashFlow's own .proto.
+        for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dashflow")).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "bin") {
+                let body = std::fs::read(&path).unwrap()[1..].to_vec(); // every one is 0x00-framed
+                assert_eq!(check(&body), !path.to_string_lossy().contains("truncated"), "{path:?}");
+                seeds.push(body);
+            }
+        }
         let mut rng = Rng::new(99);
         let (mut ok, mut err) = (0, 0);
         for i in 0..250_000 {

@@ -22,7 +22,7 @@ use prost::Message as _;
 
 pub use self::error::{DecodeError, ErrorReason};
 pub use self::framing::{Unframer, DEFAULT_MAX_PAYLOAD, FRAME_PLAIN, FRAME_ZSTD, ZSTD_MAGIC};
-pub use self::keys::{KeySet, MetricKey, TagKey};
+pub use self::keys::{Issue, IssueSet, KeySet, MetricKey, TagKey};
 pub use self::message::{classify, Decoded, OtherKind};
 pub use self::quality::{Anomalies, QualityView};
 use crate::proto::DashStreamMessage;

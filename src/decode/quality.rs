@@ -4,8 +4,14 @@
 //! precedence) and the session id from the header. Absent values keep their defaults and are not marked
 //! present; integers clamp or saturate instead of wrapping; whatever is off (a missing header, a value of the
 //! wrong type or out of range) is reported in [`Anomalies`] for counting.
+//!
+//! QualityMonitor's spellings of the scores (`quality_average` …) fill a score whose original key is not
+//! present; its issue count and issue tags are read into the view too, and judged by the metrics layer.
 
-use crate::decode::keys::{KeySet, MetricKey, TagKey, APPLICATION_TYPE_TAGS, CATEGORY_TAGS, MODEL_TAGS, QUERY_ID_TAGS};
+use crate::decode::keys::{
+    Issue, IssueSet, KeySet, MetricKey, TagKey, APPLICATION_TYPE_TAGS, CATEGORY_TAGS, ISSUE_TAG_TRUE, MAX_OTHER_ISSUES,
+    MODEL_TAGS, QUERY_ID_TAGS,
+};
 use crate::proto::{metric_value::Value, Metrics};
 use crate::table::PerKey;
 
@@ -31,6 +37,12 @@ pub struct QualityView<'a> {
     pub relevance: f64,
     pub completeness: f64,
     pub application_type: &'a str,
+    /// `quality_issues_count`: how many issues QualityMonitor's judge found (0 when absent).
+    pub issues_count: u32,
+    /// The named issue tags set to `"true"` (never [`Issue::Other`]: those are counted in `other_issues`).
+    pub issues: IssueSet,
+    /// How many distinct other tags were set to `"true"` (at most [`MAX_OTHER_ISSUES`]).
+    pub other_issues: u8,
     /// When the producer stamped the message (`header.timestamp_us`, microseconds since the epoch); 0 when
     /// there is no header or the producer left it unset.
     pub timestamp_us: i64,
@@ -73,6 +85,34 @@ pub(super) struct Fields<'a> {
     pub(super) scope: &'a str,
     pub(super) metrics: PerKey<MetricKey, Option<Val>>,
     pub(super) tags: PerKey<TagKey, Option<&'a str>>,
+    /// Whether each named issue tag is `"true"` (the `Other` slot is unused).
+    pub(super) issues: PerKey<Issue, Option<bool>>,
+    pub(super) other_issues: OtherIssues<'a>,
+}
+
+/// The names of the other tags that are `"true"`, as far as [`MAX_OTHER_ISSUES`] of them; a later entry of
+/// the same name replaces an earlier one (map semantics), so a name set back to anything else drops out.
+#[derive(Default)]
+pub(super) struct OtherIssues<'a> {
+    names: [&'a str; MAX_OTHER_ISSUES],
+    len: usize,
+}
+
+impl<'a> OtherIssues<'a> {
+    fn set(&mut self, name: &'a str, on: bool) {
+        let at = self.names[..self.len].iter().position(|n| *n == name);
+        match (at, on) {
+            (None, true) if self.len < MAX_OTHER_ISSUES => {
+                self.names[self.len] = name;
+                self.len += 1;
+            }
+            (Some(i), false) => {
+                self.names.swap(i, self.len - 1);
+                self.len -= 1;
+            }
+            _ => {}
+        }
+    }
 }
 
 impl<'a> Fields<'a> {
@@ -97,11 +137,22 @@ impl<'a> Fields<'a> {
             }
         }
         for (k, v) in &m.tags {
-            if let Some(key) = TagKey::from_label(k) {
-                f.tags[key] = Some(v);
-            }
+            f.tag(k, v);
         }
         f
+    }
+
+    /// Reads one `tags` entry: a tag the exporter reads, a named issue, or possibly another issue.
+    #[inline]
+    pub(super) fn tag(&mut self, key: &'a str, value: &'a str) {
+        if let Some(k) = TagKey::from_label(key) {
+            self.tags[k] = Some(value);
+        } else {
+            match Issue::from_label(key) {
+                Some(issue) if issue != Issue::Other => self.issues[issue] = Some(value == ISSUE_TAG_TRUE),
+                _ => self.other_issues.set(key, value == ISSUE_TAG_TRUE),
+            }
+        }
     }
 
     /// The event, or `Err(scope)` when the scope is not [`QUALITY_SCOPE`].
@@ -118,6 +169,8 @@ impl<'a> Fields<'a> {
             message_id: self.message_id,
             timestamp_us: self.timestamp_us,
             application_type: tag(&APPLICATION_TYPE_TAGS).unwrap_or("unknown"),
+            issues: self.issues.iter().filter(|(_, on)| **on == Some(true)).map(|(i, _)| i).collect(),
+            other_issues: self.other_issues.len as u8,
             anomalies: Anomalies { missing_header: !self.header, ..Anomalies::default() },
             ..QualityView::default()
         };
@@ -130,19 +183,24 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Sets the field of key `k` from a value of the expected type, and notes what was off.
+/// Sets the field of key `k` from a value of the expected type, and notes what was off. Keys are read in
+/// declaration order, so an original score key is known present or not when its monitor spelling comes.
 fn read_value(ev: &mut QualityView<'_>, k: MetricKey, value: Val) {
     let an = &mut ev.anomalies;
-    let float = |an: &mut Anomalies, slot: &mut f64| match value {
+    // `write`: whether the value goes into the field (a monitor spelling only stands in for an absent key).
+    let float = |an: &mut Anomalies, slot: &mut f64, write: bool| match value {
         Val::Float(f) => {
             an.present.insert(k);
             if !f.is_finite() {
                 an.out_of_range.insert(k);
             }
-            *slot = f;
+            if write {
+                *slot = f;
+            }
         }
         _ => an.type_mismatch.insert(k),
     };
+    let absent = |an: &Anomalies, original: MetricKey| !an.present.contains(original);
     let int = |an: &mut Anomalies| match value {
         Val::Int(i) => {
             an.present.insert(k);
@@ -163,10 +221,31 @@ fn read_value(ev: &mut QualityView<'_>, k: MetricKey, value: Val) {
         v.min(u64::from(u32::MAX)) as u32
     };
     match k {
-        MetricKey::QualityScore => float(an, &mut ev.quality_score),
-        MetricKey::Accuracy => float(an, &mut ev.accuracy),
-        MetricKey::Relevance => float(an, &mut ev.relevance),
-        MetricKey::Completeness => float(an, &mut ev.completeness),
+        MetricKey::QualityScore => float(an, &mut ev.quality_score, true),
+        MetricKey::Accuracy => float(an, &mut ev.accuracy, true),
+        MetricKey::Relevance => float(an, &mut ev.relevance, true),
+        MetricKey::Completeness => float(an, &mut ev.completeness, true),
+        MetricKey::QualityAverage => {
+            let write = absent(an, MetricKey::QualityScore);
+            float(an, &mut ev.quality_score, write)
+        }
+        MetricKey::QualityAccuracy => {
+            let write = absent(an, MetricKey::Accuracy);
+            float(an, &mut ev.accuracy, write)
+        }
+        MetricKey::QualityRelevance => {
+            let write = absent(an, MetricKey::Relevance);
+            float(an, &mut ev.relevance, write)
+        }
+        MetricKey::QualityCompleteness => {
+            let write = absent(an, MetricKey::Completeness);
+            float(an, &mut ev.completeness, write)
+        }
+        MetricKey::QualityIssuesCount => {
+            if let Some(v) = int(an) {
+                ev.issues_count = u32_of(an, v);
+            }
+        }
         MetricKey::Passed => match value {
             Val::Bool(b) => {
                 an.present.insert(k);
@@ -251,7 +330,8 @@ mod tests {
         put(&mut m, "retry_count", Value::StringValue("2".into()));
         put(&mut m, "accuracy", Value::BoolValue(true));
         m.metrics.insert("relevance".into(), MetricValue::default()); // no value at all
-        put(&mut m, "quality_average", Value::FloatValue(0.3)); // not read: not a mismatch
+        put(&mut m, "quality_avg", Value::FloatValue(0.3)); // not read: not a mismatch
+        put(&mut m, "quality_issues_count", Value::FloatValue(2.0));
         let ev = view(&m);
         let an = ev.anomalies;
         assert_eq!(ev.quality_score, 0.0);
@@ -259,9 +339,89 @@ mod tests {
         assert_eq!(ev.latency_ms, 0);
         assert_eq!(
             an.type_mismatch.names().collect::<Vec<_>>(),
-            vec!["quality_score", "passed", "latency_ms", "retry_count", "accuracy", "relevance"]
+            vec![
+                "quality_score",
+                "passed",
+                "latency_ms",
+                "retry_count",
+                "accuracy",
+                "relevance",
+                "quality_issues_count"
+            ]
         );
         assert!(an.out_of_range.is_empty());
+    }
+
+    #[test]
+    fn monitor_spellings_fill_absent_scores_and_the_originals_win() {
+        let monitor = QualityRecord::monitor("t-9", 0.5, 0.75, 0.625, &["low_accuracy", "low_completeness"]);
+        let m = monitor.message_metrics();
+        let ev = view(&m);
+        assert_eq!((ev.accuracy, ev.relevance, ev.completeness, ev.quality_score), (0.5, 0.75, 0.625, 0.625));
+        assert_eq!((ev.issues_count, ev.other_issues), (2, 0));
+        assert_eq!(ev.issues.iter().collect::<Vec<_>>(), [Issue::LowAccuracy, Issue::LowCompleteness]);
+        assert_eq!(
+            ev.anomalies.present.names().collect::<Vec<_>>(),
+            [
+                "quality_accuracy",
+                "quality_relevance",
+                "quality_completeness",
+                "quality_average",
+                "quality_issues_count"
+            ]
+        );
+        assert!(!ev.passed);
+        // Both spellings: the original's key wins, even when its value is not finite.
+        let both = QualityRecord { accuracy: Some(0.25), quality_score: Some(f64::NAN), ..monitor.clone() };
+        let m = both.message_metrics();
+        let ev = view(&m);
+        assert_eq!((ev.accuracy, ev.relevance), (0.25, 0.75));
+        assert!(ev.quality_score.is_nan());
+        // An original of the wrong type is as if absent: the monitor's spelling stands in.
+        let mut m = monitor.message_metrics();
+        m.metrics.insert(
+            "accuracy".into(),
+            MetricValue { value: Some(Value::StringValue("x".into())), ..MetricValue::default() },
+        );
+        let ev = view(&m);
+        assert_eq!(ev.accuracy, 0.5);
+        assert_eq!(ev.anomalies.type_mismatch.names().collect::<Vec<_>>(), ["accuracy"]);
+    }
+
+    #[test]
+    fn issue_tags_named_other_and_not_true() {
+        let mut m = QualityRecord::monitor("t", 0.9, 0.9, 0.9, &[]).message_metrics();
+        for (k, v) in [
+            ("tool_results_ignored", "true"),
+            ("low_relevance", "false"),
+            ("incomplete_coverage", "TRUE"),
+            ("hallucination", "true"),
+            ("other", "true"),
+            ("tenant_id", "acme"),
+            ("model", "true"), // a read tag, never an issue
+        ] {
+            m.tags.insert(k.into(), v.into());
+        }
+        let ev = view(&m);
+        assert_eq!(ev.issues.iter().collect::<Vec<_>>(), [Issue::ToolResultsIgnored]);
+        assert_eq!(ev.other_issues, 2, "hallucination and other");
+        assert_eq!(ev.model, "true");
+        for i in 0..20 {
+            m.tags.insert(format!("made-up-{i:02}"), "true".into());
+        }
+        assert_eq!(view(&m).other_issues as usize, MAX_OTHER_ISSUES, "bounded");
+    }
+
+    #[test]
+    fn a_later_entry_of_an_other_issue_replaces_the_earlier() {
+        let mut f = Fields { scope: QUALITY_SCOPE, ..Fields::default() };
+        f.tag("x", "true");
+        f.tag("y", "true");
+        f.tag("x", "true");
+        f.tag("x", "no");
+        f.tag("z", "true");
+        let v = f.into_view().unwrap();
+        assert_eq!(v.other_issues, 2, "y and z");
     }
 
     #[test]

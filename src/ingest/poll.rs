@@ -161,6 +161,10 @@ impl Records<'_> {
                 m.count_other(kind);
                 None
             }
+            Ok(Decoded::QualityAlert) => {
+                m.quality_alerts.inc();
+                None
+            }
             Err(e) => {
                 m.messages_failed[e.reason()].inc();
                 if let Some(n) = self.bad_log.check() {

@@ -3,6 +3,11 @@
 //!
 //! [`Applier`] owns the session tracker and caches the handles of lazily created label values in typed tables,
 //! so nothing on the apply path looks a label up in a map or allocates for a label value seen before.
+//!
+//! An event is passed or failed by its `passed` key when it carries one (DashStreamCallback and the
+//! original's producers); one without it that carries QualityMonitor's `quality_average` or
+//! `quality_issues_count` is a monitor evaluation, passed when the monitor reports no issue (or, with
+//! PROMETHEUS_QUALITY_PASS_THRESHOLD, when its score reaches the threshold), and its issue tags are counted.
 
 use std::time::Instant;
 
@@ -10,7 +15,7 @@ use prometheus::IntCounter;
 
 use crate::decode::event::Event;
 use crate::decode::labels::Model;
-use crate::decode::MetricKey;
+use crate::decode::{Issue, MetricKey};
 use crate::metrics::hist::Hist;
 use crate::metrics::registry::{Metrics, Outcome};
 use crate::metrics::sessions::{Closed, SessionTracker};
@@ -34,11 +39,26 @@ pub struct Applier {
     retry: PerKey<Outcome, Option<Hist>>,
     sessions: SessionTracker,
     closed: Closed,
+    /// PROMETHEUS_QUALITY_PASS_THRESHOLD: judge monitor evaluations by their score instead of their issues.
+    pass_threshold: Option<f64>,
 }
 
 impl Applier {
     pub fn new(m: Metrics, sessions: SessionTracker) -> Self {
-        Applier { m, models: PerKey::default(), retry: PerKey::default(), sessions, closed: Closed::default() }
+        Applier {
+            m,
+            models: PerKey::default(),
+            retry: PerKey::default(),
+            sessions,
+            closed: Closed::default(),
+            pass_threshold: None,
+        }
+    }
+
+    /// Judges monitor evaluations by `score >= threshold` (None: by the issues the monitor reports).
+    pub fn with_pass_threshold(mut self, threshold: Option<f64>) -> Self {
+        self.pass_threshold = threshold;
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -47,9 +67,18 @@ impl Applier {
 
     /// Applies one quality event (the original's rules with the fixes of docs/differences.md). `wall` is Unix seconds, `now` the monotonic time used for session idleness.
     pub fn apply(&mut self, ev: &Event, wall: f64, now: Instant) {
-        let m = &self.m;
         let an = &ev.anomalies;
-        let outcome = Outcome::of(ev.passed);
+        // A score key's value is in the event when it or its monitor spelling was sent with its type.
+        let given =
+            |k: MetricKey| an.present.contains(k) || k.monitor_spelling().is_some_and(|alt| an.present.contains(alt));
+        let usable = |k: MetricKey, x: f64| given(k) && x.is_finite();
+        let monitor = is_monitor_evaluation(ev);
+        let outcome = Outcome::of(match (monitor, self.pass_threshold) {
+            (false, _) => ev.passed,
+            (true, Some(t)) => usable(MetricKey::QualityScore, ev.quality_score) && ev.quality_score >= t,
+            (true, None) => reports_no_issue(ev),
+        });
+        let m = &self.m;
         m.last_event_timestamp.set(wall);
         self.observe_delay(ev.produced_us, wall);
         m.queries_total.inc();
@@ -69,8 +98,16 @@ impl Applier {
             m.type_mismatch[k].inc();
         }
 
+        if monitor {
+            for issue in ev.issues.iter() {
+                m.quality_issues[issue].inc();
+            }
+            if ev.other_issues > 0 {
+                m.quality_issues[Issue::Other].inc_by(u64::from(ev.other_issues));
+            }
+        }
+
         // Gauges: only values that were sent and are finite (absent or NaN never overwrite).
-        let usable = |k: MetricKey, x: f64| an.present.contains(k) && x.is_finite();
         let score_ok = usable(MetricKey::QualityScore, ev.quality_score);
         let mut gauge_updated = false;
         for (k, x, g) in [
@@ -159,6 +196,22 @@ impl Applier {
         self.sessions.expire(now, &mut self.closed);
         flush_closed(&self.m, &mut self.closed, self.sessions.len());
     }
+}
+
+/// An event without `passed` (of any type) that carries QualityMonitor's `quality_average` or
+/// `quality_issues_count` (of any type).
+fn is_monitor_evaluation(ev: &Event) -> bool {
+    let an = &ev.anomalies;
+    let carried = |k: MetricKey| an.present.contains(k) || an.type_mismatch.contains(k);
+    !carried(MetricKey::Passed) && (carried(MetricKey::QualityAverage) || carried(MetricKey::QualityIssuesCount))
+}
+
+/// The monitor's own verdict: no issue tag set, and an issue count that is absent or a valid 0.
+fn reports_no_issue(ev: &Event) -> bool {
+    let an = &ev.anomalies;
+    let count_bad = an.type_mismatch.contains(MetricKey::QualityIssuesCount)
+        || an.out_of_range.contains(MetricKey::QualityIssuesCount);
+    !count_bad && ev.issues_count == 0 && ev.issues.is_empty() && ev.other_issues == 0
 }
 
 /// Observes the turn counts of closed sessions and updates the tracker's own gauges.
@@ -391,6 +444,79 @@ mod tests {
         assert_eq!(a.metrics().sessions_evicted.get(), 2);
         assert_eq!(a.metrics().turns_by_session.get_sample_count(), 2);
         assert_eq!(a.metrics().sessions_tracked.get(), 2);
+    }
+
+    fn monitor(acc: f64, rel: f64, comp: f64, issues: &[&str]) -> QualityRecord {
+        QualityRecord::monitor("t-m", acc, rel, comp, issues)
+    }
+
+    fn issues(m: &Metrics) -> Vec<(&'static str, u64)> {
+        Issue::ALL.into_iter().map(|i| (i.label(), m.quality_issues[i].get())).collect()
+    }
+
+    #[test]
+    fn monitor_evaluations_set_the_gauges_and_are_judged_by_their_issues() {
+        let mut a = applier();
+        apply(&mut a, &monitor(0.5, 0.75, 0.625, &["low_accuracy", "low_completeness", "incomplete_coverage"]));
+        let m = a.metrics();
+        assert_eq!((m.queries_total.get(), m.queries_passed.get()), (1, 0));
+        assert_eq!(value(m, "dashstream_quality_monitor_queries_failed_total{category=\"Unknown\"}"), Some(1.0));
+        assert_eq!((m.accuracy.get(), m.relevance.get(), m.completeness.get()), (0.5, 0.75, 0.625));
+        assert_eq!(m.quality_score.get(), 0.625);
+        apply(&mut a, &QualityRecord { model: Some("gpt-4o".into()), ..monitor(0.875, 1.0, 0.75, &[]) });
+        let m = a.metrics();
+        assert_eq!((m.queries_total.get(), m.queries_passed.get()), (2, 1));
+        assert_eq!(m.quality_score.get(), 0.875);
+        assert_eq!(value(m, "dashstream_quality_score_by_model_sum{model=\"gpt-4o\"}"), Some(0.875));
+        assert_eq!(
+            issues(m),
+            [
+                ("tool_results_ignored", 0),
+                ("incomplete_coverage", 1),
+                ("low_accuracy", 1),
+                ("low_relevance", 0),
+                ("low_completeness", 1),
+                ("other", 0)
+            ]
+        );
+        // An issue tag without a count, or a count without a tag, is an issue all the same.
+        let mut only_tag = monitor(0.9, 0.9, 0.9, &["made_up", "tool_results_ignored"]);
+        only_tag.quality_issues_count = None;
+        apply(&mut a, &only_tag);
+        apply(&mut a, &QualityRecord { quality_issues_count: Some(1), ..monitor(0.9, 0.9, 0.9, &[]) });
+        let m = a.metrics();
+        assert_eq!((m.queries_total.get(), m.queries_passed.get()), (4, 1));
+        assert_eq!(m.quality_issues[Issue::Other].get(), 1);
+        assert_eq!(m.quality_issues[Issue::ToolResultsIgnored].get(), 1);
+    }
+
+    #[test]
+    fn the_pass_threshold_judges_monitor_evaluations_by_score() {
+        let mut a = applier().with_pass_threshold(Some(0.75));
+        apply(&mut a, &monitor(0.75, 0.75, 0.75, &["low_relevance"])); // average 0.75: passes
+        apply(&mut a, &monitor(0.5, 0.5, 0.5, &[])); // 0.5: fails without an issue
+        apply(&mut a, &QualityRecord { quality_average: Some(f64::NAN), ..monitor(1.0, 1.0, 1.0, &[]) });
+        apply(&mut a, &rec(0.1, true, "Simple")); // `passed` still judges the original's events
+        let m = a.metrics();
+        assert_eq!((m.queries_total.get(), m.queries_passed.get()), (4, 2));
+        assert_eq!(value(m, "dashstream_quality_monitor_queries_failed_total{category=\"Unknown\"}"), Some(2.0));
+        assert_eq!(m.quality_issues[Issue::LowRelevance].get(), 1, "issues are counted all the same");
+        assert_eq!(value(m, "dashstream_exporter_invalid_values_total{key=\"quality_average\"}"), Some(1.0));
+    }
+
+    #[test]
+    fn passed_wins_over_the_monitor_and_the_originals_keys_are_unchanged() {
+        let mut a = applier();
+        let both =
+            QualityRecord { passed: Some(true), quality_score: Some(0.3), ..monitor(0.5, 0.5, 0.5, &["low_accuracy"]) };
+        apply(&mut a, &both);
+        let m = a.metrics();
+        assert_eq!(m.queries_passed.get(), 1, "judged by passed");
+        assert_eq!(m.quality_score.get(), 0.3, "the original's key wins");
+        assert_eq!(issues(m).iter().map(|(_, n)| n).sum::<u64>(), 0, "not a monitor evaluation");
+        // Neither `passed` nor a monitor key: failed, as today.
+        apply(&mut a, &QualityRecord { quality_score: Some(0.9), ..QualityRecord::default() });
+        assert_eq!((a.metrics().queries_total.get(), a.metrics().queries_passed.get()), (2, 1));
     }
 
     #[test]

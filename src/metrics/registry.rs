@@ -8,7 +8,7 @@ use prometheus::{Gauge, IntCounter, IntGauge, Opts, Registry};
 
 use crate::config::Buckets;
 use crate::decode::labels::{Category, PRECREATED_MODELS};
-use crate::decode::{ErrorReason, MetricKey, OtherKind};
+use crate::decode::{ErrorReason, Issue, MetricKey, OtherKind};
 use crate::metrics::expo::ExpoError;
 use crate::metrics::family::{Child, Families, Family, Rich, Scratch};
 use crate::metrics::hist::Hist;
@@ -123,6 +123,10 @@ pub struct Metrics {
     pub offset_commit_errors: IntCounter,
     pub http_rejected: IntCounter,
     pub http_closed: PerKey<CloseReason, IntCounter>,
+    /// Issues reported on QualityMonitor evaluations, by issue.
+    pub quality_issues: PerKey<Issue, IntCounter>,
+    /// QualityMonitor's low-quality alert events.
+    pub quality_alerts: IntCounter,
 }
 
 /// Building the registry failed (a bucket list the Prometheus client refuses, or a name clash).
@@ -245,6 +249,13 @@ impl Metrics {
             "HTTP connections the server closed: idle too long, request header too slow or too large, \
 or evicted to admit a new connection at METRICS_MAX_CONNECTIONS",
             "reason",
+        )?;
+
+        let issues = m.counter_vec(
+            "dashstream_quality_issues_total",
+            "Issues found by DashFlow's QualityMonitor (its LLM judge), one per issue tag set to \"true\" on a \
+monitor evaluation; names other than its five count as other",
+            "issue",
         )?;
 
         let start = m.gauge(
@@ -403,6 +414,12 @@ observed in dashstream_exporter_event_delay_seconds",
                 "HTTP connections refused because METRICS_MAX_CONNECTIONS were open and none could be evicted (answered 503, or closed unanswered when TLS is on)",
             )?,
             http_closed: handles(&http_closed),
+            quality_issues: handles(&issues),
+            quality_alerts: m.counter(
+                "dashstream_quality_alerts_total",
+                "Low-quality alerts from DashFlow's QualityMonitor (events with alert_type LOW_QUALITY: an \
+evaluation's average score below the monitor's threshold)",
+            )?,
             registry,
             families,
         };
@@ -500,6 +517,11 @@ pub(crate) mod tests {
         for k in OtherKind::ALL {
             assert!(t.contains(&format!("dashstream_exporter_messages_other_type_total{{message_type=\"{k}\"}} 0")));
         }
+        for i in Issue::ALL {
+            assert!(t.contains(&format!("dashstream_quality_issues_total{{issue=\"{i}\"}} 0")), "{i}");
+        }
+        assert_eq!(t.matches("dashstream_quality_issues_total{").count(), 6);
+        assert!(t.contains("\ndashstream_quality_alerts_total 0\n"));
         assert!(t.contains("# TYPE process_resident_memory_bytes gauge"));
         assert!(value(&m, "process_resident_memory_bytes").unwrap() > 1_000_000.0);
         assert!(value(&m, "dashstream_exporter_process_start_time_seconds").unwrap() > 1_735_689_600.0);

@@ -50,12 +50,21 @@ pub fn produce_until_stopped(brokers: &str, topic: &str, traffic: Traffic, rate:
                     break;
                 }
             }
+            // QualityMonitor's alert after a low evaluation, as its producer sends it.
+            if let Some(alert) = gen.take_alert() {
+                if producer.send(BaseRecord::to(topic).key(&g.key).payload(&alert)).is_ok() {
+                    sent += 1;
+                }
+            }
         }
         producer.poll(Duration::from_millis(10));
     }
     let _ = producer.flush(Duration::from_secs(2));
     sent
 }
+
+/// Share of the demo's events sent as QualityMonitor evaluations.
+pub const DEMO_MONITOR_RATIO: f64 = 0.2;
 
 /// Runs the demo; returns the process exit code.
 pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32 {
@@ -96,7 +105,8 @@ pub fn run(mut raw: RawSettings, opts: DemoOptions, life: Arc<Lifecycle>) -> i32
     };
     crate::runtime::logging::init(cfg.log_level);
     info!("{}", crate::app::startup_line(&cfg));
-    let traffic = Traffic { seed: opts.seed, ..Traffic::default() };
+    // A share of the events as DashFlow's QualityMonitor writes them, so the dashboard shows issues and alerts.
+    let traffic = Traffic { seed: opts.seed, monitor_ratio: DEMO_MONITOR_RATIO, ..Traffic::default() };
     let result = std::thread::scope(|s| {
         let producer = s.spawn(|| produce_until_stopped(&brokers, &topic, traffic, opts.rate, &life));
         let r = crate::app::run(&cfg, life.clone(), |addr| {

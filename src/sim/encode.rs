@@ -3,15 +3,18 @@
 //!
 //! [`QualityRecord::message`] builds the generated prost types (with units and metric types, as DashFlow
 //! writes them); [`RecordWriter`] writes the same record straight into a buffer in the wire format, without
-//! building a message or allocating per record once its buffers have grown.
+//! building a message or allocating per record once its buffers have grown. A record may carry the keys of
+//! either DashFlow producer (DashStreamCallback's, which the original reads, or QualityMonitor's);
+//! [`low_quality_alert`] builds QualityMonitor's alert event.
 
 use prost::Message as _;
 
 use crate::decode::framing::{FRAME_PLAIN, FRAME_ZSTD};
 use crate::decode::keys::{MetricKey, TagKey};
+use crate::decode::message::{ALERT_TYPE_ATTRIBUTE, LOW_QUALITY_ALERT};
 use crate::proto::{
-    dash_stream_message::Message, metric_value::Value, CompressionType, DashStreamMessage, Header, MessageType,
-    MetricType, MetricValue, Metrics,
+    attribute_value, dash_stream_message::Message, metric_value::Value, AttributeValue, CompressionType,
+    DashStreamMessage, Event, EventType, Header, MessageType, MetricType, MetricValue, Metrics,
 };
 
 /// A 132-byte 0x00-framed quality event as a DashFlow producer writes it (thread "sess-1", scope id "q-42",
@@ -89,6 +92,15 @@ pub struct QualityRecord {
     pub model: Option<String>,
     pub category: Option<String>,
     pub application_type: Option<String>,
+    /// QualityMonitor's keys: `quality_accuracy`, `quality_relevance`, `quality_completeness`,
+    /// `quality_average`, `quality_issues_count`.
+    pub quality_accuracy: Option<f64>,
+    pub quality_relevance: Option<f64>,
+    pub quality_completeness: Option<f64>,
+    pub quality_average: Option<f64>,
+    pub quality_issues_count: Option<i64>,
+    /// Issue tags, each written mapped to `"true"`, in name order (none of them a tag the exporter reads).
+    pub issues: Vec<String>,
 }
 
 impl Default for QualityRecord {
@@ -111,6 +123,12 @@ impl Default for QualityRecord {
             model: None,
             category: None,
             application_type: None,
+            quality_accuracy: None,
+            quality_relevance: None,
+            quality_completeness: None,
+            quality_average: None,
+            quality_issues_count: None,
+            issues: Vec::new(),
         }
     }
 }
@@ -131,6 +149,11 @@ fn unit_and_type(key: MetricKey) -> (&'static str, MetricType) {
         MetricKey::LatencyMs => ("ms", MetricType::Histogram),
         MetricKey::RetryCount | MetricKey::TurnNumber => ("count", MetricType::Counter),
         MetricKey::Accuracy | MetricKey::Relevance | MetricKey::Completeness => ("ratio", MetricType::Gauge),
+        MetricKey::QualityAccuracy
+        | MetricKey::QualityRelevance
+        | MetricKey::QualityCompleteness
+        | MetricKey::QualityAverage => ("score", MetricType::Gauge),
+        MetricKey::QualityIssuesCount => ("count", MetricType::Counter),
     }
 }
 
@@ -141,6 +164,11 @@ const METRICS_BY_NAME: [MetricKey; MetricKey::COUNT] = [
     MetricKey::Completeness,
     MetricKey::LatencyMs,
     MetricKey::Passed,
+    MetricKey::QualityAccuracy,
+    MetricKey::QualityAverage,
+    MetricKey::QualityCompleteness,
+    MetricKey::QualityIssuesCount,
+    MetricKey::QualityRelevance,
     MetricKey::QualityScore,
     MetricKey::Relevance,
     MetricKey::RetryCount,
@@ -181,6 +209,30 @@ impl QualityRecord {
             MetricKey::Accuracy => self.accuracy.map(Scalar::Float),
             MetricKey::Relevance => self.relevance.map(Scalar::Float),
             MetricKey::Completeness => self.completeness.map(Scalar::Float),
+            MetricKey::QualityAccuracy => self.quality_accuracy.map(Scalar::Float),
+            MetricKey::QualityRelevance => self.quality_relevance.map(Scalar::Float),
+            MetricKey::QualityCompleteness => self.quality_completeness.map(Scalar::Float),
+            MetricKey::QualityAverage => self.quality_average.map(Scalar::Float),
+            MetricKey::QualityIssuesCount => self.quality_issues_count.map(Scalar::Int),
+        }
+    }
+
+    /// A QualityMonitor evaluation as `QualityMonitor::emit_quality_metrics` writes it: the three scores,
+    /// their average, the issue count and one tag per issue (issues in name order), scope id
+    /// `response_evaluation`.
+    pub fn monitor(thread_id: &str, accuracy: f64, relevance: f64, completeness: f64, issues: &[&str]) -> Self {
+        let mut issues: Vec<String> = issues.iter().map(|s| s.to_string()).collect();
+        issues.sort_unstable();
+        QualityRecord {
+            thread_id: Some(thread_id.into()),
+            scope_id: "response_evaluation".into(),
+            quality_accuracy: Some(accuracy),
+            quality_relevance: Some(relevance),
+            quality_completeness: Some(completeness),
+            quality_average: Some((accuracy + relevance + completeness) / 3.0),
+            quality_issues_count: Some(issues.len() as i64),
+            issues,
+            ..QualityRecord::default()
         }
     }
 
@@ -227,6 +279,9 @@ impl QualityRecord {
             if let Some(v) = v {
                 m.tags.insert(key.label().into(), v.into());
             }
+        }
+        for issue in &self.issues {
+            m.tags.insert(issue.clone(), ISSUE_TRUE.into());
         }
         m
     }
@@ -336,12 +391,51 @@ fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
             put_metric(m, key.label(), v);
         }
     }
+    // The tags the exporter reads and the issue tags, merged in name order (both lists are sorted).
+    let mut issues = rec.issues.iter().peekable();
     for (key, v) in rec.tags() {
+        while let Some(issue) = issues.next_if(|i| i.as_str() < key.label()) {
+            put_tag_entry(m, issue, ISSUE_TRUE.as_bytes());
+        }
         if let Some(v) = v {
             put_tag_entry(m, key.label(), v.as_bytes());
         }
     }
+    for issue in issues {
+        put_tag_entry(m, issue, ISSUE_TRUE.as_bytes());
+    }
     put_bytes(out, 6, m);
+}
+
+/// The value of an issue tag.
+const ISSUE_TRUE: &str = crate::decode::keys::ISSUE_TAG_TRUE;
+
+/// QualityMonitor's alert for an evaluation whose average fell below its threshold, as
+/// `QualityMonitor::emit_quality_alert` writes it: an `EVENT_TYPE_GRAPH_ERROR` event from node
+/// `quality_monitor` whose attributes are `alert_type` = `LOW_QUALITY`, `quality_score`, `threshold` and
+/// `issues` (the names joined with ", ").
+pub fn low_quality_alert(thread_id: &str, score: f64, threshold: f64, issues: &[&str]) -> DashStreamMessage {
+    let attr = |v: attribute_value::Value| AttributeValue { value: Some(v) };
+    let attributes = [
+        (ALERT_TYPE_ATTRIBUTE, attr(attribute_value::Value::StringValue(LOW_QUALITY_ALERT.into()))),
+        ("quality_score", attr(attribute_value::Value::FloatValue(score))),
+        ("threshold", attr(attribute_value::Value::FloatValue(threshold))),
+        ("issues", attr(attribute_value::Value::StringValue(issues.join(", ")))),
+    ];
+    DashStreamMessage {
+        message: Some(Message::Event(Event {
+            header: Some(Header {
+                thread_id: thread_id.into(),
+                r#type: MessageType::Event as i32,
+                schema_version: 1,
+                ..Header::default()
+            }),
+            event_type: EventType::GraphError as i32,
+            node_id: "quality_monitor".into(),
+            attributes: attributes.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            ..Event::default()
+        })),
+    }
 }
 
 /// Writes records framed into a caller's buffer, reusing its own buffers (the fast path of `produce`).
@@ -412,6 +506,13 @@ mod tests {
         let sparse = QualityRecord { passed: Some(false), latency_ms: Some(-3), ..QualityRecord::default() };
         w.write(&sparse, Framing::Framed, &mut out);
         assert_eq!((out[0], &out[1..]), (FRAME_PLAIN, &without_units(&sparse)[..]), "absent fields left out");
+        let monitor = QualityRecord::monitor("t-1", 0.5, 0.9, 0.6, &["low_completeness", "low_accuracy", "zz"]);
+        w.write(&monitor, Framing::Legacy, &mut out);
+        assert_eq!(out, without_units(&monitor), "issue tags merged with the read tags in name order");
+        let mut both = QualityRecord { issues: vec!["a".into(), "low_accuracy".into()], ..QualityRecord::sample(2) };
+        both.quality_average = Some(0.25);
+        w.write(&both, Framing::Legacy, &mut out);
+        assert_eq!(out, without_units(&both));
         for stamp in [1_796_000_000_123_456, -5] {
             let stamped = QualityRecord { timestamp_us: stamp, ..QualityRecord::sample(6) };
             w.write(&stamped, Framing::Legacy, &mut out);

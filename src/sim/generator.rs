@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::sim::encode::{Framing, QualityRecord, RecordWriter};
+use crate::sim::encode::{frame, low_quality_alert, Framing, QualityRecord, RecordWriter};
 
 /// A small, fast, seedable PRNG (xorshift64*).
 #[derive(Clone, Debug)]
@@ -84,12 +84,42 @@ pub struct Traffic {
     pub legacy_ratio: f64,
     /// Sessions open at once.
     pub active_sessions: usize,
+    /// Share of events written as DashFlow QualityMonitor evaluations (its keys and issue tags); each one whose
+    /// average is below [`MONITOR_THRESHOLD`] is followed by its LOW_QUALITY alert.
+    pub monitor_ratio: f64,
 }
 
 impl Default for Traffic {
     fn default() -> Self {
-        Traffic { seed: 1, pass_rate: 0.85, zstd_ratio: 0.05, legacy_ratio: 0.05, active_sessions: 200 }
+        Traffic {
+            seed: 1,
+            pass_rate: 0.85,
+            zstd_ratio: 0.05,
+            legacy_ratio: 0.05,
+            active_sessions: 200,
+            monitor_ratio: 0.0,
+        }
     }
+}
+
+/// The threshold of the simulated QualityMonitor: an evaluation averaging below it is followed by an alert.
+pub const MONITOR_THRESHOLD: f64 = 0.8;
+
+/// The simulated judge's issues (QualityJudge::detect_issues): a score below 0.7 is an issue; a low
+/// completeness is also incomplete coverage; `tool_results_ignored` is drawn for some responses.
+fn judge_issues(accuracy: f64, relevance: f64, completeness: f64, ignored_tools: bool, out: &mut Vec<String>) {
+    out.clear();
+    let mut add = |on: bool, name: &str| {
+        if on {
+            out.push(name.to_string());
+        }
+    };
+    add(ignored_tools, "tool_results_ignored");
+    add(accuracy < 0.7, "low_accuracy");
+    add(relevance < 0.7, "low_relevance");
+    add(completeness < 0.7, "low_completeness");
+    add(completeness < 0.7, "incomplete_coverage");
+    out.sort_unstable();
 }
 
 /// One generated record: key (the session id, as DashFlow producers use the thread id), value, and the
@@ -110,6 +140,8 @@ pub struct Generator {
     /// The latest event, rewritten by each draw.
     record: QualityRecord,
     writer: RecordWriter,
+    /// The latest event was a monitor evaluation below [`MONITOR_THRESHOLD`]: its alert is due.
+    alert_due: bool,
 }
 
 /// What [`Generator::next_encoded`] wrote: the event's record and the framing drawn for it.
@@ -137,7 +169,47 @@ impl Generator {
             cfg,
             record: QualityRecord::default(),
             writer: RecordWriter::default(),
+            alert_due: false,
         }
+    }
+
+    /// QualityMonitor's LOW_QUALITY alert for the latest event, once, when it was a monitor evaluation
+    /// averaging below [`MONITOR_THRESHOLD`] (0x00-framed).
+    pub fn take_alert(&mut self) -> Option<Vec<u8>> {
+        if !std::mem::take(&mut self.alert_due) {
+            return None;
+        }
+        let r = &self.record;
+        let issues: Vec<&str> = r.issues.iter().map(String::as_str).collect();
+        let msg = low_quality_alert(
+            r.thread_id.as_deref().unwrap_or_default(),
+            r.quality_average.unwrap_or_default(),
+            MONITOR_THRESHOLD,
+            &issues,
+        );
+        Some(frame(&msg, Framing::Framed))
+    }
+
+    /// Rewrites the latest event as a QualityMonitor evaluation of the same response: its scores, their
+    /// average, the judge's issues, and nothing of the other producer's keys.
+    fn as_monitor_evaluation(&mut self, ignored_tools: bool) {
+        let r = &mut self.record;
+        let (acc, rel, comp) = (r.accuracy.unwrap_or(0.0), r.relevance.unwrap_or(0.0), r.completeness.unwrap_or(0.0));
+        let average = (acc + rel + comp) / 3.0;
+        judge_issues(acc, rel, comp, ignored_tools, &mut r.issues);
+        r.quality_accuracy = Some(acc);
+        r.quality_relevance = Some(rel);
+        r.quality_completeness = Some(comp);
+        r.quality_average = Some(average);
+        r.quality_issues_count = Some(r.issues.len() as i64);
+        r.scope_id.clear();
+        r.scope_id.push_str("response_evaluation");
+        for slot in [&mut r.query_id, &mut r.model, &mut r.category, &mut r.application_type] {
+            *slot = None;
+        }
+        (r.quality_score, r.passed, r.accuracy, r.relevance, r.completeness) = (None, None, None, None, None);
+        (r.latency_ms, r.retry_count, r.turn_number) = (None, None, None);
+        self.alert_due = average < MONITOR_THRESHOLD;
     }
 
     fn session(&mut self) -> (u64, i64) {
@@ -203,6 +275,15 @@ impl Generator {
         set_text(&mut rec.model, format_args!("{model}"));
         set_text(&mut rec.category, format_args!("{category}"));
         set_text(&mut rec.application_type, format_args!("{application_type}"));
+        (rec.quality_accuracy, rec.quality_relevance, rec.quality_completeness) = (None, None, None);
+        (rec.quality_average, rec.quality_issues_count) = (None, None);
+        rec.issues.clear();
+        self.alert_due = false;
+        // Drawn only when monitor evaluations are asked for, so other traffic stays as it was for a seed.
+        if self.cfg.monitor_ratio > 0.0 && self.rng.f64() < self.cfg.monitor_ratio {
+            let ignored_tools = self.rng.f64() < 0.05;
+            self.as_monitor_evaluation(ignored_tools);
+        }
         framing
     }
 
@@ -266,6 +347,41 @@ mod tests {
             assert_eq!(v1, v2);
         }
         assert_eq!(framings.len(), 3);
+    }
+
+    #[test]
+    fn a_share_of_monitor_evaluations_with_their_alerts() {
+        use crate::decode::{Decoded, Decoder};
+        let mut g = Generator::new(Traffic { seed: 5, monitor_ratio: 0.3, ..Traffic::default() });
+        let mut d = Decoder::new(1 << 20);
+        let (mut monitor, mut alerts, mut with_issues) = (0, 0, 0);
+        for _ in 0..2000 {
+            let gen = g.next_generated();
+            let r = &gen.record;
+            if let Some(avg) = r.quality_average {
+                monitor += 1;
+                assert_eq!((r.passed, r.quality_score, r.model.as_deref()), (None, None, None));
+                assert_eq!(r.quality_issues_count, Some(r.issues.len() as i64));
+                with_issues += usize::from(!r.issues.is_empty());
+                let Ok(Decoded::Quality(v)) = d.decode(&gen.value) else { panic!() };
+                assert_eq!((v.quality_score, v.issues_count as usize), (avg, r.issues.len()));
+                let alert = g.take_alert();
+                assert_eq!(alert.is_some(), avg < MONITOR_THRESHOLD);
+                if let Some(a) = alert {
+                    alerts += 1;
+                    assert_eq!(d.decode(&a), Ok(Decoded::QualityAlert));
+                }
+                assert_eq!(g.take_alert(), None, "once");
+            } else {
+                assert!(r.issues.is_empty() && r.passed.is_some());
+                assert_eq!(g.take_alert(), None);
+            }
+        }
+        assert!((500..700).contains(&monitor), "{monitor}");
+        assert!(alerts > 50 && with_issues > 50, "{alerts} alerts, {with_issues} with issues");
+        // Without monitor evaluations, a seed sends what it sent before they existed.
+        let mut plain = Generator::new(Traffic { seed: 5, ..Traffic::default() });
+        assert!((0..500).all(|_| plain.next_record().quality_average.is_none()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use crate::config::cli::KeyMode;
 use crate::config::cli::ProduceArgs;
 use crate::config::KafkaConfig;
 use crate::decode::labels::{category_label, is_librarian, model_label};
+use crate::decode::Issue;
 use crate::proto::{dash_stream_message::Message, DashStreamMessage, TokenChunk};
 use crate::runtime::shutdown::Lifecycle;
 use crate::sim::encode::{frame, Framing};
@@ -58,6 +59,10 @@ pub struct Summary {
     pub failed_by_category: BTreeMap<&'static str, u64>,
     pub by_model: BTreeMap<&'static str, u64>,
     pub librarian: u64,
+    /// QualityMonitor evaluations among the quality events, the issues they report and their alerts.
+    pub monitor: u64,
+    pub issues: BTreeMap<&'static str, u64>,
+    pub alerts: u64,
     pub latency_ms_sum: u64,
     pub framing: BTreeMap<&'static str, u64>,
     pub bad: BTreeMap<&'static str, u64>,
@@ -75,6 +80,9 @@ impl Summary {
             "failed_by_category": self.failed_by_category,
             "by_model": self.by_model,
             "librarian": self.librarian,
+            "monitor_evaluations": self.monitor,
+            "issues": self.issues,
+            "alerts": self.alerts,
             "latency_ms_sum": self.latency_ms_sum,
             "framing": self.framing,
             "bad": self.bad,
@@ -95,6 +103,12 @@ impl Summary {
             self.quality - self.passed,
             self.librarian
         );
+        if self.monitor > 0 {
+            s.push_str(&format!(
+                "QualityMonitor evaluations: {} (LOW_QUALITY alerts sent after them: {})\n",
+                self.monitor, self.alerts
+            ));
+        }
         let mut section = |title: &str, m: &BTreeMap<&'static str, u64>| {
             if !m.is_empty() {
                 s.push_str(title);
@@ -105,6 +119,7 @@ impl Summary {
             }
         };
         section("failed by category:", &self.failed_by_category);
+        section("issues (QualityMonitor evaluations):", &self.issues);
         section("by model (normalized label):", &self.by_model);
         section("framing:", &self.framing);
         section("bad records by reason:", &self.bad);
@@ -202,6 +217,7 @@ pub fn main(args: ProduceArgs) -> i32 {
             zstd_ratio: args.zstd_ratio,
             legacy_ratio: args.legacy_ratio,
             active_sessions: args.sessions,
+            monitor_ratio: args.monitor_ratio,
         },
         bad_ratio: args.bad_ratio,
         max_payload: cfg.max_payload_bytes,
@@ -277,18 +293,15 @@ pub fn run(kafka: &KafkaConfig, opts: &ProduceOptions, life: &Lifecycle) -> Resu
         if let Some(v) = value {
             rec = rec.payload(v);
         }
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    rec = r;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
+        send(&producer, rec)?;
         sum.records += 1;
         note.count(&mut sum);
+        // QualityMonitor's alert after a low evaluation (within --count).
+        if let Some(alert) = gen.take_alert().filter(|_| opts.count == 0 || sum.records < opts.count) {
+            send(&producer, BaseRecord::to(&opts.topic).key(session_key.as_str()).payload(alert.as_slice()))?;
+            sum.records += 1;
+            sum.alerts += 1;
+        }
         if sum.records % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }
@@ -296,6 +309,20 @@ pub fn run(kafka: &KafkaConfig, opts: &ProduceOptions, life: &Lifecycle) -> Resu
     producer.flush(Duration::from_secs(60))?;
     sum.elapsed = start.elapsed();
     Ok(sum)
+}
+
+/// Sends one record, waiting while librdkafka's queue is full.
+fn send(producer: &BaseProducer, mut rec: BaseRecord<'_, str, [u8]>) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
 }
 
 enum Note<'a> {
@@ -310,14 +337,27 @@ impl Note<'_> {
             Note::Good(Encoded { record: r, framing }) => {
                 sum.quality += 1;
                 *sum.framing.entry(framing_name(framing)).or_default() += 1;
-                if r.passed == Some(true) {
+                if r.quality_average.is_some() {
+                    sum.monitor += 1;
+                    for issue in &r.issues {
+                        *sum.issues.entry(Issue::from_label(issue).unwrap_or(Issue::Other).label()).or_default() += 1;
+                    }
+                }
+                // As the exporter judges by default: by `passed`, or a monitor evaluation by its issues.
+                let passed = match r.passed {
+                    Some(p) => p,
+                    None => r.quality_average.is_some() && r.issues.is_empty(),
+                };
+                if passed {
                     sum.passed += 1;
                 } else {
                     *sum.failed_by_category
                         .entry(category_label(r.category.as_deref().unwrap_or_default()))
                         .or_default() += 1;
                 }
-                *sum.by_model.entry(model_label(r.model.as_deref().unwrap_or_default())).or_default() += 1;
+                if let Some(model) = r.model.as_deref().filter(|m| !m.is_empty()) {
+                    *sum.by_model.entry(model_label(model)).or_default() += 1;
+                }
                 if is_librarian(r.application_type.as_deref().unwrap_or_default()) {
                     sum.librarian += 1;
                 }

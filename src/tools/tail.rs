@@ -68,6 +68,9 @@ fn event_json(ev: &QualityView<'_>) -> Value {
         "relevance": ev.relevance,
         "completeness": ev.completeness,
         "application_type": ev.application_type,
+        "issues_count": ev.issues_count,
+        "issues": ev.issues.iter().map(|i| i.label()).collect::<Vec<_>>(),
+        "other_issues": ev.other_issues,
     })
 }
 
@@ -90,6 +93,7 @@ pub fn describe(partition: i32, offset: i64, payload: Option<&[u8]>, decoder: &m
             }
             Ok(Decoded::WrongScope(scope)) => json!({"kind": "wrong_scope", "scope": scope}),
             Ok(Decoded::Other(kind)) => json!({"kind": "other_type", "message_type": kind.label()}),
+            Ok(Decoded::QualityAlert) => json!({"kind": "quality_alert"}),
             Err(e) => json!({
                 "kind": "error",
                 "reason": e.reason().label(),
@@ -136,6 +140,7 @@ pub fn text_line(v: &Value) -> String {
         ),
         "wrong_scope" => format!("{pos} not a quality event: scope {}", v["scope"]),
         "other_type" => format!("{pos} not a quality event: message type {}", v["message_type"].as_str().unwrap_or("")),
+        "quality_alert" => format!("{pos} QualityMonitor alert: LOW_QUALITY"),
         _ => format!("{pos} no payload"),
     }
 }

@@ -463,11 +463,12 @@ DECODE_REASONS = ["empty", "payload_too_large", "decompressed_too_large", "decom
 def add_summaries(*summaries: dict) -> dict:
     """Adds produce summaries (the counts that matter for the exporter's counters)."""
     total = {"records": 0, "quality_events": 0, "passed": 0, "failed": 0, "librarian": 0, "latency_ms_sum": 0,
-             "failed_by_category": {}, "by_model": {}, "bad": {}, "framing": {}}
+             "failed_by_category": {}, "by_model": {}, "bad": {}, "framing": {}, "alerts": 0, "issues": {}}
     for s in summaries:
         for k in ("records", "quality_events", "passed", "failed", "librarian", "latency_ms_sum"):
             total[k] += s[k]
-        for k in ("failed_by_category", "by_model", "bad", "framing"):
+        total["alerts"] += s.get("alerts", 0)
+        for k in ("failed_by_category", "by_model", "bad", "framing", "issues"):
             for name, n in s.get(k, {}).items():
                 total[k][name] = total[k].get(name, 0) + n
     return total
@@ -483,7 +484,11 @@ def expected_counters(s: dict) -> dict:
         ("dashstream_query_latency_ms_sum",): s["latency_ms_sum"],
         ("dashstream_exporter_kafka_payload_missing_total",): s["bad"].get("payload_missing", 0),
         ("dashstream_exporter_messages_wrong_scope_total",): s["bad"].get("wrong_scope", 0),
+        ("dashstream_quality_alerts_total",): s.get("alerts", 0),
     }
+    for i in ("tool_results_ignored", "incomplete_coverage", "low_accuracy", "low_relevance", "low_completeness",
+              "other"):
+        exp[("dashstream_quality_issues_total", "issue", i)] = s.get("issues", {}).get(i, 0)
     for c in CATEGORIES:
         exp[("dashstream_quality_monitor_queries_failed_total", "category", c)] = s["failed_by_category"].get(c, 0)
     models = set(PRECREATED_MODELS) | set(s["by_model"])
