@@ -13,6 +13,9 @@
 //!   whole path of one record on one thread): with the normalizer warmed up on the corpus (its model-name
 //!   cache holds every name), so the target is 0 for these too.
 //!
+//! - `monitor: decode+norm+apply`: the same whole path for records shaped as DashFlow's QualityMonitor writes
+//!   them (scores, average, issue count, issue tags; and its alert events), after a warm-up. The target is 0.
+//!
 //! - `hand-off + apply (batches)`: the corpus's events pushed through the channel between the poll thread
 //!   and the worker (`ingest::offsets`: batches filled, sent, applied, reported and handed back), on one
 //!   thread, after the batches have gone round once. The target is 0: the batches are allocated once.
@@ -153,6 +156,33 @@ fn main() {
             }
         }
     });
+
+    // DashFlow's QualityMonitor shape (issue 27): every record a monitor evaluation (three scores, their
+    // average, an issue count and issue tags) or its LOW_QUALITY alert event, through the same path once
+    // every label value has been seen.
+    let mut g = Generator::new(Traffic {
+        seed: 9,
+        monitor_ratio: 1.0,
+        zstd_ratio: 0.0,
+        legacy_ratio: 0.0,
+        ..Traffic::default()
+    });
+    let monitor: Vec<Vec<u8>> = (0..records.len())
+        .map(|_| {
+            let mut v = Vec::new();
+            g.next_encoded(&mut v, &mut key);
+            v
+        })
+        .collect();
+    let mut apply_monitor = |count: usize, a: &mut dashflow_prometheus_exporter::metrics::Applier| {
+        for i in 0..count {
+            if let Ok(Decoded::Quality(v)) = d.decode(black_box(&monitor[i % monitor.len()])) {
+                a.apply(&n.event(&v), wall, now);
+            }
+        }
+    };
+    apply_monitor(2 * monitor.len(), &mut a);
+    report("monitor: decode+norm+apply", events, || apply_monitor(events, &mut a));
 
     // The channel on one thread: each full batch is applied before the next is filled, so a free batch is
     // always there. The first 8192 records take every batch round once (and size the position tables).

@@ -54,7 +54,7 @@ fn variants() -> [(&'static str, Option<Value>); 6] {
 fn right_type(key: &str) -> &'static str {
     match key {
         "passed" => "bool",
-        "latency_ms" | "retry_count" | "turn_number" => "int",
+        "latency_ms" | "retry_count" | "turn_number" | "quality_issues_count" => "int",
         _ => "float",
     }
 }
@@ -75,7 +75,7 @@ fn series(s: &Scrape, name: &str) -> f64 {
 fn every_wrong_type_for_every_key_and_out_of_range_numbers_are_counted_by_key() {
     let c = Cluster::new("values", 1);
     let mut recs: Vec<Vec<u8>> = Vec::new();
-    // 8 keys x 5 wrong variants = 40 records.
+    // 13 keys (the original's 8 and QualityMonitor's 5) x 5 wrong variants = 65 records.
     for key in MetricKey::ALL.map(MetricKey::label) {
         for (name, v) in variants() {
             if name != right_type(key) {
@@ -83,7 +83,7 @@ fn every_wrong_type_for_every_key_and_out_of_range_numbers_are_counted_by_key() 
             }
         }
     }
-    assert_eq!(recs.len(), 40);
+    assert_eq!(recs.len(), 65);
     // NaN and +-inf for each float key: 12 records.
     for key in ["quality_score", "accuracy", "relevance", "completeness"] {
         for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
@@ -100,11 +100,11 @@ fn every_wrong_type_for_every_key_and_out_of_range_numbers_are_counted_by_key() 
     recs.push(one_metric("turn_number", Some(Value::IntValue(-3)), &[]));
     // A good record afterwards.
     recs.push(from_hex(WORKED_EXAMPLE));
-    assert_eq!(recs.len(), 59);
+    assert_eq!(recs.len(), 84);
     c.produce(&recs.into_iter().map(|r| (0, Some(r))).collect::<Vec<_>>());
 
     let e = Exporter::start(&c, "g-values", &[]);
-    e.wait_value("dashstream_quality_monitor_queries_total", 59.0, WAIT);
+    e.wait_value("dashstream_quality_monitor_queries_total", 84.0, WAIT);
     let s = e.scrape();
     for key in MetricKey::ALL.map(MetricKey::label) {
         assert_eq!(
@@ -126,9 +126,10 @@ fn every_wrong_type_for_every_key_and_out_of_range_numbers_are_counted_by_key() 
     }
     assert_eq!(s.get("dashstream_exporter_invalid_values_total{key=\"passed\"}"), None, "a bool has no range");
     let expect = [
-        ("dashstream_exporter_messages_received_total", 59.0),
+        ("dashstream_exporter_messages_received_total", 84.0),
+        // A monitor key of the wrong type is no verdict: those records fail like the rest.
         ("dashstream_quality_monitor_queries_passed_total", 1.0),
-        ("dashstream_quality_monitor_queries_failed_total{category=\"Unknown\"}", 58.0),
+        ("dashstream_quality_monitor_queries_failed_total{category=\"Unknown\"}", 83.0),
         // Only finite values reach gauges: the worked example's score last; accuracy & co. never had one.
         ("dashstream_quality_monitor_quality_score", 0.9),
         ("dashstream_quality_accuracy", 0.0),

@@ -129,6 +129,7 @@ fn each_command_lists_exactly_the_flags_it_reads() {
         "--legacy-ratio",
         "--bad-ratio",
         "--sessions",
+        "--monitor-ratio",
         "--linger-ms",
         "--json",
         "--help",

@@ -206,12 +206,14 @@ fn is_monitor_evaluation(ev: &Event) -> bool {
     !carried(MetricKey::Passed) && (carried(MetricKey::QualityAverage) || carried(MetricKey::QualityIssuesCount))
 }
 
-/// The monitor's own verdict: no issue tag set, and an issue count that is absent or a valid 0.
+/// The monitor's own verdict: an issue count sent, valid and 0, and no issue tag set. (QualityMonitor always
+/// sends the count; an evaluation without one reports nothing it could pass by.)
 fn reports_no_issue(ev: &Event) -> bool {
     let an = &ev.anomalies;
-    let count_bad = an.type_mismatch.contains(MetricKey::QualityIssuesCount)
-        || an.out_of_range.contains(MetricKey::QualityIssuesCount);
-    !count_bad && ev.issues_count == 0 && ev.issues.is_empty() && ev.other_issues == 0
+    let count_ok = an.present.contains(MetricKey::QualityIssuesCount)
+        && !an.type_mismatch.contains(MetricKey::QualityIssuesCount)
+        && !an.out_of_range.contains(MetricKey::QualityIssuesCount);
+    count_ok && ev.issues_count == 0 && ev.issues.is_empty() && ev.other_issues == 0
 }
 
 /// Observes the turn counts of closed sessions and updates the tracker's own gauges.
@@ -484,8 +486,10 @@ mod tests {
         only_tag.quality_issues_count = None;
         apply(&mut a, &only_tag);
         apply(&mut a, &QualityRecord { quality_issues_count: Some(1), ..monitor(0.9, 0.9, 0.9, &[]) });
+        // An average without the issue count reports no verdict to pass by.
+        apply(&mut a, &QualityRecord { quality_issues_count: None, ..monitor(0.9, 0.9, 0.9, &[]) });
         let m = a.metrics();
-        assert_eq!((m.queries_total.get(), m.queries_passed.get()), (4, 1));
+        assert_eq!((m.queries_total.get(), m.queries_passed.get()), (5, 1));
         assert_eq!(m.quality_issues[Issue::Other].get(), 1);
         assert_eq!(m.quality_issues[Issue::ToolResultsIgnored].get(), 1);
     }
