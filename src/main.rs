@@ -36,6 +36,7 @@ fn main() {
         Invocation::Healthcheck(args) => tools::healthcheck::main(args),
         Invocation::CheckConfig(raw) => tools::check_config::main(raw),
         Invocation::MockBroker(args) => tools::mock_broker::main(args),
+        Invocation::Backfill(args) => tools::backfill::main(args),
     };
     log::logger().flush();
     std::process::exit(code);

@@ -42,6 +42,7 @@ pub enum Invocation {
     Healthcheck(HealthcheckArgs),
     CheckConfig(RawSettings),
     MockBroker(MockBrokerArgs),
+    Backfill(BackfillArgs),
 }
 
 #[derive(Debug)]
@@ -94,6 +95,21 @@ pub struct TailArgs {
     pub limit: u64,
     pub partition: Option<i32>,
     pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct BackfillArgs {
+    /// Every setting the daemon reads (the Kafka connection, the buckets and session rules).
+    pub settings: RawSettings,
+    pub from_ms: i64,
+    /// `None`: now.
+    pub to_ms: Option<i64>,
+    pub step_ms: i64,
+    pub window_ms: i64,
+    pub labels: Vec<(String, String)>,
+    /// A path, or `-` for standard output.
+    pub output: String,
+    pub quiet: bool,
 }
 
 #[derive(Debug)]
@@ -185,6 +201,11 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
 /// `--brokers` and `--topic` (the daemon's `--kafka-brokers` and `--kafka-topic` are accepted too), then the
 /// other settings of [`TOOL_SETTINGS`].
 fn with_tool_settings(cmd: Command, own: impl FnOnce(Command) -> Command) -> Command {
+    with_client_settings(cmd, TOOL_SETTINGS, own)
+}
+
+/// `--brokers` and `--topic`, then the other `settings`.
+fn with_client_settings(cmd: Command, settings: &[Setting], own: impl FnOnce(Command) -> Command) -> Command {
     let (brokers, topic) = (Setting::KafkaBrokers, Setting::KafkaTopic);
     let cmd = cmd
         .arg(
@@ -201,7 +222,7 @@ fn with_tool_settings(cmd: Command, own: impl FnOnce(Command) -> Command) -> Com
                 .value_name("TOPIC")
                 .help("Topic (overrides KAFKA_TOPIC)"),
         );
-    let rest: Vec<Setting> = TOOL_SETTINGS.iter().copied().filter(|&s| s != brokers && s != topic).collect();
+    let rest: Vec<Setting> = settings.iter().copied().filter(|&s| s != brokers && s != topic).collect();
     with_settings(own(cmd), &rest)
 }
 
@@ -320,6 +341,109 @@ fn tail() -> Command {
     })
 }
 
+const BACKFILL_HELP: &str = "\
+Reads the topic between --from and --to (partitions assigned directly: no consumer group is joined, nothing is \
+committed, a running exporter is untouched), applies each quality event with the daemon's rules in event time \
+(header.timestamp_us, else the Kafka record timestamp; the daemon's buckets and session settings apply) and \
+writes, at every step boundary, every data family's samples stamped with that boundary: an OpenMetrics 1.0 \
+file ending in # EOF. Self-monitoring families (dashstream_exporter_*, process_*, dashflow_build_info) are \
+left out. The file is written under a temporary name and renamed when complete.
+
+Records are merged across partitions in event-time order; skew inside a partition up to --reorder-window is \
+put in order, records later than that are counted at the next boundary and reported at the end.
+
+Workflow:
+  1. dashflow-prometheus-exporter backfill --kafka-brokers B --topic T --from 2026-12-01T00:00:00Z \\
+       --to 2026-12-07T00:00:00Z --label job=dashflow-exporter --label instance=backfill --output history.om
+  2. promtool tsdb create-blocks-from openmetrics history.om ./blocks
+  3. move the block directories from ./blocks into Prometheus's data directory (--storage.tsdb.path); it
+     loads them at its next compaction (Prometheus 2.42 and older also need
+     --storage.tsdb.allow-overlapping-blocks when the blocks overlap existing ones).
+Keep --to older than Prometheus's head (about the last 2-3 hours) and pick labels that do not collide with
+the live exporter's series (docs/operations.md, Backfilling history).";
+
+fn backfill() -> Command {
+    let cmd = Command::new("backfill")
+        .about("Write a time range of the topic as an OpenMetrics file stamped in event time, for promtool tsdb create-blocks-from openmetrics")
+        .after_long_help(BACKFILL_HELP);
+    with_client_settings(cmd, Setting::ALL, |cmd| {
+        cmd.arg(
+            Arg::new("from")
+                .long("from")
+                .value_name("TIME")
+                .required(true)
+                .value_parser(crate::tools::backfill::time::parse_instant)
+                .help("Start of the range: RFC 3339 (2026-12-01T00:00:00Z, or with an offset) or Unix seconds"),
+        )
+        .arg(
+            Arg::new("to")
+                .long("to")
+                .value_name("TIME")
+                .value_parser(crate::tools::backfill::time::parse_instant)
+                .help("End of the range (included), as --from [default: now]"),
+        )
+        .arg(
+            Arg::new("step")
+                .long("step")
+                .value_name("DURATION")
+                .value_parser(parse_step)
+                .default_value("15s")
+                .help("Time between the boundaries where samples are written (at least 1s): the scrape interval to mimic"),
+        )
+        .arg(
+            Arg::new("reorder-window")
+                .long("reorder-window")
+                .value_name("DURATION")
+                .value_parser(crate::tools::backfill::time::parse_duration)
+                .default_value("10s")
+                .help("How far out of event-time order a record may come and still be applied in order (at most 65536 records are held)"),
+        )
+        .arg(
+            Arg::new("label")
+                .long("label")
+                .value_name("NAME=VALUE")
+                .action(ArgAction::Append)
+                .value_parser(parse_label)
+                .help("A label added to every sample, such as job=… and instance=… so the dashboard's selectors match (repeatable)"),
+        )
+        .arg(
+            Arg::new("output")
+                .long("output")
+                .short('o')
+                .value_name("FILE")
+                .required(true)
+                .help("The OpenMetrics file to write, or - for standard output"),
+        )
+        .arg(
+            Arg::new("quiet")
+                .long("quiet")
+                .action(ArgAction::SetTrue)
+                .help("No progress lines and no summary on standard error"),
+        )
+    })
+}
+
+fn parse_step(s: &str) -> Result<i64, String> {
+    let ms = crate::tools::backfill::time::parse_duration(s)?;
+    if ms < 1000 {
+        return Err(format!(
+            "{s:?} is under 1s; Prometheus stores milliseconds, but a step under a second only bloats the file"
+        ));
+    }
+    Ok(ms)
+}
+
+/// `NAME=VALUE`, NAME a Prometheus label name not reserved (`__…`).
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    let valid =
+        k.bytes().enumerate().all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+    if k.is_empty() || !valid || k.starts_with("__") {
+        return Err(format!("{k:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
 fn healthcheck() -> Command {
     Command::new("healthcheck")
         .about("Exit 0 if the URL answers HTTP 200 within the timeout, else 1 (for container health checks)")
@@ -379,6 +503,7 @@ pub fn command() -> Command {
         .subcommand(healthcheck())
         .subcommand(check_config())
         .subcommand(mock_broker())
+        .subcommand(backfill())
 }
 
 /// A value of an argument that has a default.
@@ -449,6 +574,16 @@ where
             topic: given(m, "topic"),
             partitions: given(m, "partitions"),
             brokers: given(m, "brokers"),
+        }),
+        Some(("backfill", m)) => Invocation::Backfill(BackfillArgs {
+            settings: raw_settings(m, Setting::ALL, env),
+            from_ms: given(m, "from"),
+            to_ms: m.get_one::<i64>("to").copied(),
+            step_ms: given(m, "step"),
+            window_ms: given(m, "reorder-window"),
+            labels: m.get_many::<(String, String)>("label").map(|v| v.cloned().collect()).unwrap_or_default(),
+            output: given(m, "output"),
+            quiet: m.get_flag("quiet"),
         }),
         _ => Invocation::Daemon(raw_settings(&top, Setting::ALL, env)),
     })

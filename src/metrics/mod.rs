@@ -18,6 +18,7 @@ pub mod process;
 pub mod protobuf;
 pub mod registry;
 pub mod sessions;
+pub mod timestamped;
 
 pub use self::apply::Applier;
 pub use self::process::unix_now;

@@ -1,7 +1,8 @@
 //! The binary's commands, each started with the typed arguments `config::cli` parsed: the daemon and the
-//! subcommands `demo`, `produce`, `tail`, `healthcheck`, `check-config` and `mock-broker`. Each `main`
+//! subcommands `demo`, `produce`, `tail`, `healthcheck`, `check-config`, `mock-broker` and `backfill`. Each `main`
 //! returns the process exit code.
 
+pub mod backfill;
 pub mod check_config;
 pub mod daemon;
 pub mod demo;

@@ -1,0 +1,210 @@
+//! What `backfill` reads: each partition of the topic between the offsets of `--from` and `--to`, assigned
+//! directly (no consumer group is joined, nothing is committed), one librdkafka queue per partition so that
+//! the caller can always take the next record of the partition whose head is oldest.
+//!
+//! Offsets come from the broker's lookup by timestamp (ListOffsets, `offsets_for_times`), widened by a margin
+//! (the reorder window) on both sides: the lookup uses Kafka's record timestamps, the caller selects by event
+//! time. A broker that does not answer lookups by timestamp (librdkafka's mock cluster answers "none" for
+//! every time) is detected by asking for time 0, which any non-empty partition answers with an offset; then
+//! whole partitions are read, up to the high watermark taken at the start, and the event time still selects.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+
+/// How long a request for metadata or offsets may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A partition that yields nothing for this long while records remain ends the run with an error.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("kafka: {}", crate::config::kafka::printable_error(.0))]
+    Kafka(#[from] KafkaError),
+    #[error("topic {0:?} does not exist or has no partitions")]
+    NoTopic(String),
+    #[error("partition {partition} gave no record for {secs} s at offset {offset} (range ends at {end}): {last}")]
+    Stalled { partition: i32, offset: i64, end: i64, secs: u64, last: String },
+}
+
+/// One record, borrowed from librdkafka for the time of the caller's closure.
+pub struct Raw<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    /// Kafka's timestamp (create or log-append time), milliseconds.
+    pub kafka_ms: Option<i64>,
+    pub payload: Option<&'a [u8]>,
+}
+
+/// A partition's range and progress.
+pub struct Part {
+    pub id: i32,
+    /// First offset read and the offset where reading stops (exclusive).
+    pub start: i64,
+    pub end: i64,
+    /// Records read.
+    pub read: u64,
+    next: i64,
+    done: bool,
+    queue: Option<PartitionQueue<DefaultConsumerContext>>,
+}
+
+impl Part {
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
+pub struct Source {
+    consumer: Arc<BaseConsumer>,
+    pub topic: String,
+    pub parts: Vec<Part>,
+    /// Whether the broker answered lookups by timestamp (else whole partitions are read).
+    pub by_timestamp: bool,
+    last_error: String,
+}
+
+impl Source {
+    /// Looks the range up and assigns the partitions; `from_ms`/`to_ms` are already widened by the margin.
+    pub fn open(kafka: &KafkaConfig, from_ms: i64, to_ms: i64) -> Result<Source, SourceError> {
+        let mut cc = kafka.client_config();
+        // librdkafka wants a group id even for assign(); this one is never joined and never committed to.
+        let group = format!("dashflow-backfill-{}-{}", std::process::id(), crate::metrics::unix_now() as u64);
+        cc.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            // The pre-fetch per partition: what stays in memory ahead of the merge.
+            .set("queued.max.messages.kbytes", "2048");
+        let consumer: Arc<BaseConsumer> = Arc::new(cc.create()?);
+        let topic = kafka.topic.clone();
+        let md = consumer.fetch_metadata(Some(&topic), REQUEST_TIMEOUT)?;
+        let mut ids: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        ids.sort_unstable();
+        if ids.is_empty() {
+            return Err(SourceError::NoTopic(topic));
+        }
+        let mut marks = Vec::with_capacity(ids.len());
+        for &p in &ids {
+            marks.push(consumer.fetch_watermarks(&topic, p, REQUEST_TIMEOUT)?);
+        }
+        let lookup = |ms: i64| -> Result<Vec<Option<i64>>, SourceError> {
+            let mut tpl = TopicPartitionList::new();
+            for &p in &ids {
+                tpl.add_partition_offset(&topic, p, Offset::Offset(ms))?;
+            }
+            let got = consumer.offsets_for_times(tpl, REQUEST_TIMEOUT)?;
+            Ok(ids
+                .iter()
+                .map(|&p| match got.find_partition(&topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) if o >= 0 => Some(o),
+                    _ => None, // no record at or after that time
+                })
+                .collect())
+        };
+        let probe = lookup(0)?;
+        let by_timestamp = probe.iter().zip(&marks).all(|(o, (low, high))| low >= high || o.is_some());
+        let (starts, ends) = if by_timestamp { (lookup(from_ms)?, lookup(to_ms)?) } else { (vec![], vec![]) };
+        let mut parts = Vec::with_capacity(ids.len());
+        let mut tpl = TopicPartitionList::new();
+        for (i, &id) in ids.iter().enumerate() {
+            let (low, high) = marks[i];
+            let (start, end) = if by_timestamp {
+                (starts[i].unwrap_or(high).max(low), ends[i].unwrap_or(high).min(high))
+            } else {
+                (low, high)
+            };
+            let done = start >= end;
+            if !done {
+                tpl.add_partition_offset(&topic, id, Offset::Offset(start))?;
+            }
+            parts.push(Part { id, start, end: end.max(start), read: 0, next: start, done, queue: None });
+        }
+        consumer.assign(&tpl)?;
+        for p in parts.iter_mut().filter(|p| !p.done) {
+            p.queue = consumer.split_partition_queue(&topic, p.id);
+        }
+        Ok(Source { consumer, topic, parts, by_timestamp, last_error: String::new() })
+    }
+
+    /// The next record of partition `i`, handed to `f`; `Ok(None)` once the partition's range is read.
+    pub fn next<R>(&mut self, i: usize, mut f: impl FnMut(Raw<'_>) -> R) -> Result<Option<R>, SourceError> {
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            let p = &mut self.parts[i];
+            if p.done || p.next >= p.end {
+                p.done = true;
+                p.queue = None;
+                return Ok(None);
+            }
+            let Some(queue) = p.queue.as_ref() else {
+                p.done = true;
+                return Ok(None);
+            };
+            match queue.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    p.next = m.offset() + 1;
+                    if m.offset() >= p.end {
+                        p.done = true;
+                        continue;
+                    }
+                    p.read += 1;
+                    let raw = Raw {
+                        partition: p.id,
+                        offset: m.offset(),
+                        kafka_ms: m.timestamp().to_millis(),
+                        payload: m.payload(),
+                    };
+                    return Ok(Some(f(raw)));
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    p.done = true;
+                }
+                Some(Err(e)) => self.last_error = e.to_string(),
+                None => {
+                    // The main queue carries errors and other events; serve it while waiting.
+                    if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
+                        self.last_error = e.to_string();
+                    }
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= STALL_TIMEOUT {
+                        let p = &self.parts[i];
+                        return Err(SourceError::Stalled {
+                            partition: p.id,
+                            offset: p.next,
+                            end: p.end,
+                            secs: STALL_TIMEOUT.as_secs(),
+                            last: if self.last_error.is_empty() {
+                                "no error reported".into()
+                            } else {
+                                self.last_error.clone()
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        // The partition queues go before the consumer they belong to.
+        for p in &mut self.parts {
+            p.queue = None;
+        }
+        let _ = self.consumer.unassign();
+    }
+}
