@@ -340,7 +340,6 @@ pub fn run(cfg: &Config, plan: &Plan, life: &Lifecycle) -> Result<Summary, Backf
         }
     }
     reorder.finish(&mut release)?;
-    drop(release);
     sink.boundaries_before((plan.to_ms + 1) * 1000)?;
     sum.partitions = source.parts.iter().map(|p| (p.id, p.start, p.end, p.read)).collect();
     drop(source);
@@ -393,7 +392,10 @@ pub fn main(args: BackfillArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::runtime::logging::init(cfg.log_level.min(log::LevelFilter::Warn));
+    // librdkafka's connection errors would be logged once per attempt while the run fails with one clear
+    // message anyway: logging only when RUST_LOG asks for it.
+    let asked = args.settings.explicit(crate::config::Setting::RustLog).is_some();
+    crate::runtime::logging::init(if asked { cfg.log_level } else { log::LevelFilter::Off });
     let to_ms = args.to_ms.unwrap_or_else(|| (crate::metrics::unix_now() * 1000.0) as i64);
     if args.from_ms >= to_ms {
         eprintln!(
