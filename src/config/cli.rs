@@ -357,7 +357,7 @@ Workflow:
        --to 2026-12-07T00:00:00Z --label job=dashflow-exporter --label instance=backfill --output history.om
   2. promtool tsdb create-blocks-from openmetrics history.om ./blocks
   3. move the block directories from ./blocks into Prometheus's data directory (--storage.tsdb.path); it
-     loads them at its next compaction (Prometheus 2.42 and older also need
+     loads them at its next block reload (Prometheus 2.38 and older also need
      --storage.tsdb.allow-overlapping-blocks when the blocks overlap existing ones).
 Keep --to older than Prometheus's head (about the last 2-3 hours) and pick labels that do not collide with
 the live exporter's series (docs/operations.md, Backfilling history).";
