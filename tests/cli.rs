@@ -131,6 +131,8 @@ fn each_command_lists_exactly_the_flags_it_reads() {
         "--sessions",
         "--monitor-ratio",
         "--linger-ms",
+        "--timestamps-from",
+        "--timestamps-span",
         "--json",
         "--help",
     ]);

@@ -83,6 +83,8 @@ pub struct ProduceArgs {
     /// Sessions open at once.
     pub sessions: usize,
     pub linger_ms: u32,
+    /// `--timestamps-from` and `--timestamps-span`, milliseconds.
+    pub stamps: Option<(i64, i64)>,
     /// Print the summary as JSON.
     pub json: bool,
 }
@@ -302,6 +304,22 @@ below 0.8 followed by its LOW_QUALITY alert event",
                 .value_parser(value_parser!(u32).range(0..=60_000))
                 .default_value("5")
                 .help("How long records wait to be sent in batches (librdkafka linger.ms); larger batches make a big pre-load cheaper for the broker to serve")
+        )
+        .arg(
+            Arg::new("timestamps-from")
+                .long("timestamps-from")
+                .value_name("TIME")
+                .value_parser(crate::tools::backfill::time::parse_instant)
+                .requires("timestamps-span")
+                .help("Stamp the records (Kafka timestamp) from TIME on, spread evenly over --timestamps-span by record number (needs --count): history for backfill"),
+        )
+        .arg(
+            Arg::new("timestamps-span")
+                .long("timestamps-span")
+                .value_name("DURATION")
+                .value_parser(crate::tools::backfill::time::parse_duration)
+                .requires("timestamps-from")
+                .help("The time the stamps of --timestamps-from cover (15m, 7d)"),
         )
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the summary as JSON"))
     })
@@ -547,6 +565,7 @@ where
             bad_ratio: given(m, "bad-ratio"),
             sessions: given(m, "sessions"),
             linger_ms: given(m, "linger-ms"),
+            stamps: m.get_one::<i64>("timestamps-from").copied().zip(m.get_one::<i64>("timestamps-span").copied()),
             json: m.get_flag("json"),
         }),
         Some(("tail", m)) => Invocation::Tail(TailArgs {

@@ -35,6 +35,9 @@ pub struct ProduceOptions {
     pub max_payload: usize,
     /// librdkafka's `linger.ms`: how long records wait to be batched.
     pub linger_ms: u32,
+    /// Kafka timestamps spread over the past: (first, span) in milliseconds; record i of `count` is stamped
+    /// `first + span * i / count` (for `backfill`). `None`: librdkafka stamps each record when sent.
+    pub stamps: Option<(i64, i64)>,
 }
 
 /// Kinds of bad record, named as the exporter counts them.
@@ -222,7 +225,12 @@ pub fn main(args: ProduceArgs) -> i32 {
         bad_ratio: args.bad_ratio,
         max_payload: cfg.max_payload_bytes,
         linger_ms: args.linger_ms,
+        stamps: args.stamps,
     };
+    if opts.stamps.is_some() && opts.count == 0 {
+        eprintln!("--timestamps-from spreads the stamps over --count records: give --count");
+        return super::EXIT_CONFIG;
+    }
     if opts.traffic.zstd_ratio + opts.traffic.legacy_ratio > 1.0 {
         eprintln!("--zstd-ratio plus --legacy-ratio must not exceed 1");
         return super::EXIT_CONFIG;
@@ -293,12 +301,22 @@ pub fn run(kafka: &KafkaConfig, opts: &ProduceOptions, life: &Lifecycle) -> Resu
         if let Some(v) = value {
             rec = rec.payload(v);
         }
+        let stamp = opts.stamps.map(|(first, span)| {
+            first + (i128::from(span) * i128::from(sum.records) / i128::from(opts.count.max(1))) as i64
+        });
+        if let Some(ms) = stamp {
+            rec = rec.timestamp(ms);
+        }
         send(&producer, rec)?;
         sum.records += 1;
         note.count(&mut sum);
         // QualityMonitor's alert after a low evaluation (within --count).
         if let Some(alert) = gen.take_alert().filter(|_| opts.count == 0 || sum.records < opts.count) {
-            send(&producer, BaseRecord::to(&opts.topic).key(session_key.as_str()).payload(alert.as_slice()))?;
+            let mut rec = BaseRecord::to(&opts.topic).key(session_key.as_str()).payload(alert.as_slice());
+            if let Some(ms) = stamp {
+                rec = rec.timestamp(ms);
+            }
+            send(&producer, rec)?;
             sum.records += 1;
             sum.alerts += 1;
         }
