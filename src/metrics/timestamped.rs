@@ -19,6 +19,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use prometheus::core::{Collector, Desc};
+
 use crate::metrics::expo;
 use crate::metrics::family::Scratch;
 use crate::metrics::process::ProcessCollector;
@@ -63,7 +65,7 @@ impl TimestampedWriter {
     /// nothing).
     pub fn new(m: &Metrics, dir: &Path, labels: &[(String, String)]) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let _ = m.registry.unregister(Box::new(ProcessCollector::new()));
+        unregister_self_monitoring(m);
         let mut extra = Vec::new();
         for (k, v) in labels {
             extra.extend_from_slice(k.as_bytes());
@@ -180,6 +182,34 @@ impl Drop for TimestampedWriter {
     }
 }
 
+/// Takes the families that are not data out of `m`'s prometheus registry, so that each boundary neither
+/// gathers them (the process metrics would be read from /proc every time) nor skips them. The labelled
+/// self-monitoring families are not in that registry; they are skipped while the exposition is rewritten.
+fn unregister_self_monitoring(m: &Metrics) {
+    let _ = m.registry.unregister(Box::new(ProcessCollector::new()));
+    for mf in m.registry.gather() {
+        if !is_data_family(mf.name()) {
+            // A collector is found by the ids of its descriptions, which come from the name alone here (none of
+            // these families has constant labels).
+            if let Ok(desc) = Desc::new(mf.name().to_string(), mf.help().to_string(), vec![], HashMap::new()) {
+                let _ = m.registry.unregister(Box::new(Named(desc)));
+            }
+        }
+    }
+}
+
+/// A stand-in with the description of a registered collector, to unregister it.
+struct Named(Desc);
+
+impl Collector for Named {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.0]
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        Vec::new()
+    }
+}
+
 /// Unix seconds from milliseconds: whole seconds as an integer, else with three decimals.
 pub fn seconds(ms: i64, out: &mut Vec<u8>) {
     let (s, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
@@ -264,6 +294,49 @@ mod tests {
         s.push(b' ');
         seconds(1_700_000_000_050, &mut s);
         assert_eq!(s, b"1700000000 1700000000.050");
+    }
+
+    #[test]
+    fn the_registry_keeps_only_data_families() {
+        let m = Metrics::new(&crate::metrics::registry::tests::buckets()).unwrap();
+        let dir = std::env::temp_dir().join(format!("dfe-timestamped-{}", std::process::id()));
+        let mut w = TimestampedWriter::new(&m, &dir, &[("job".into(), "j".into())]).unwrap();
+        let names: Vec<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
+        assert!(names.iter().all(|n| is_data_family(n)), "{names:?}");
+        assert!(names.contains(&"dashstream_quality_monitor_queries_total".to_string()), "{names:?}");
+        m.queries_total.inc();
+        w.write_boundary(&m, 1_700_000_000_000).unwrap();
+        m.queries_total.inc();
+        m.quality_score.set(0.25);
+        w.write_boundary(&m, 1_700_000_015_000).unwrap();
+        let mut out = Vec::new();
+        w.finish(&mut out).unwrap();
+        assert!(!dir.exists(), "spools removed");
+        let text = String::from_utf8(out).unwrap();
+        let family = |name: &str| -> String {
+            let start = text.find(&format!("# TYPE {name} ")).unwrap_or_else(|| panic!("{name} in {text}"));
+            let rest = &text[start..];
+            let end = rest[1..].find("# TYPE ").map_or(rest.len(), |e| e + 1);
+            rest[..end].to_string()
+        };
+        assert_eq!(
+            family("dashstream_quality_monitor_queries"),
+            "# TYPE dashstream_quality_monitor_queries counter\n\
+# HELP dashstream_quality_monitor_queries Total queries processed\n\
+dashstream_quality_monitor_queries_total{job=\"j\"} 1 1700000000\n\
+dashstream_quality_monitor_queries_total{job=\"j\"} 2 1700000015\n"
+        );
+        assert_eq!(
+            family("dashstream_quality_monitor_quality_score"),
+            "# TYPE dashstream_quality_monitor_quality_score gauge\n\
+# HELP dashstream_quality_monitor_quality_score Current quality score (0.0-1.0)\n\
+dashstream_quality_monitor_quality_score{job=\"j\"} 0 1700000000\n\
+dashstream_quality_monitor_quality_score{job=\"j\"} 0.25 1700000015\n"
+        );
+        assert!(text.ends_with("\n# EOF\n") && text.matches("# EOF").count() == 1);
+        assert!(!text.contains("dashstream_exporter_") && !text.contains("process_") && !text.contains("build_info"));
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples, 2 * text.lines().filter(|l| l.ends_with(" 1700000000")).count(), "every series twice");
     }
 
     #[test]

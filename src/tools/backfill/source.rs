@@ -19,6 +19,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 
+/// What librdkafka may hold pre-fetched for all partitions together (KiB): memory stays flat whatever the
+/// partition count (each partition gets its share, from 64 KiB to 2 MiB).
+const PREFETCH_BUDGET_KIB: usize = 16 * 1024;
 /// How long a request for metadata or offsets may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A partition that yields nothing for this long while records remain ends the run with an error.
@@ -74,18 +77,11 @@ pub struct Source {
 impl Source {
     /// Looks the range up and assigns the partitions; `from_ms`/`to_ms` are already widened by the margin.
     pub fn open(kafka: &KafkaConfig, from_ms: i64, to_ms: i64) -> Result<Source, SourceError> {
-        let mut cc = kafka.client_config();
-        // librdkafka wants a group id even for assign(); this one is never joined and never committed to.
-        let group = format!("dashflow-backfill-{}-{}", std::process::id(), crate::metrics::unix_now() as u64);
-        cc.set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            // The pre-fetch per partition: what stays in memory ahead of the merge.
-            .set("queued.max.messages.kbytes", "2048");
-        let consumer: Arc<BaseConsumer> = Arc::new(cc.create()?);
         let topic = kafka.topic.clone();
-        let md = consumer.fetch_metadata(Some(&topic), REQUEST_TIMEOUT)?;
+        // A first client only for the partition count: the pre-fetch limits below depend on it.
+        let probe: BaseConsumer = Self::config(kafka, 2048).create()?;
+        let md = probe.fetch_metadata(Some(&topic), REQUEST_TIMEOUT)?;
+        drop(probe);
         let mut ids: Vec<i32> = md
             .topics()
             .iter()
@@ -96,6 +92,8 @@ impl Source {
         if ids.is_empty() {
             return Err(SourceError::NoTopic(topic));
         }
+        let kib = (PREFETCH_BUDGET_KIB / ids.len()).clamp(64, 2048);
+        let consumer: Arc<BaseConsumer> = Arc::new(Self::config(kafka, kib).create()?);
         let mut marks = Vec::with_capacity(ids.len());
         for &p in &ids {
             marks.push(consumer.fetch_watermarks(&topic, p, REQUEST_TIMEOUT)?);
@@ -137,6 +135,21 @@ impl Source {
             p.queue = consumer.split_partition_queue(&topic, p.id);
         }
         Ok(Source { consumer, topic, parts, by_timestamp, last_error: String::new() })
+    }
+
+    /// The client: the daemon's connection settings, no group joined, no commits; `kib` pre-fetched per partition.
+    fn config(kafka: &KafkaConfig, kib: usize) -> rdkafka::ClientConfig {
+        let mut cc = kafka.client_config();
+        // librdkafka wants a group id even for assign(); this one is never joined and never committed to.
+        let group = format!("dashflow-backfill-{}-{}", std::process::id(), crate::metrics::unix_now() as u64);
+        cc.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            // With one queue per partition these limits apply per partition (librdkafka's CONFIGURATION.md).
+            .set("queued.max.messages.kbytes", kib.to_string())
+            .set("max.partition.fetch.bytes", (kib * 1024).to_string());
+        cc
     }
 
     /// The next record of partition `i`, handed to `f`; `Ok(None)` once the partition's range is read.
