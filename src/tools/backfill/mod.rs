@@ -12,6 +12,8 @@ pub mod merge;
 pub mod source;
 pub mod time;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -78,6 +80,8 @@ pub struct Summary {
     pub boundaries: u64,
     pub samples: u64,
     pub bytes: u64,
+    /// Records classified so far (for the progress line).
+    pub read_so_far: u64,
 }
 
 impl Summary {
@@ -144,6 +148,7 @@ struct Classifier {
 
 impl Classifier {
     fn classify(&mut self, r: Raw<'_>, sum: &mut Summary) -> Option<(i64, Item)> {
+        sum.read_so_far += 1;
         let kafka_us = r.kafka_ms.map(|ms| ms.saturating_mul(1000));
         let Some(bytes) = r.payload else {
             sum.payload_missing += 1;
@@ -308,28 +313,35 @@ pub fn run(cfg: &Config, plan: &Plan, life: &Lifecycle) -> Result<Summary, Backf
         alerts: 0,
     };
     let mut reorder: Reorder<Item> = Reorder::new(window_us, REORDER_CAP);
-    let mut heads: Vec<Option<(i64, Item)>> = vec![None; source.parts.len()];
+    // The partitions by the event time of their next record (the k-way merge): (time, partition) of each head.
+    let mut heads: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::with_capacity(source.parts.len());
+    let mut items: Vec<Option<Item>> = vec![None; source.parts.len()];
+    let mut refill =
+        |i: usize, heads: &mut BinaryHeap<Reverse<(i64, usize)>>, items: &mut Vec<Option<Item>>, sum: &mut Summary| {
+            while !source.parts[i].done() {
+                if let Some(Some((t, item))) = source.next(i, |r| classifier.classify(r, sum))? {
+                    items[i] = Some(item);
+                    heads.push(Reverse((t, i)));
+                    break;
+                }
+            }
+            Ok::<_, SourceError>(())
+        };
+    for i in 0..items.len() {
+        refill(i, &mut heads, &mut items, &mut sum)?;
+    }
     let mut release = |t: i64, item: Item| sink.apply(t, item);
     let mut last_progress = Instant::now();
-    loop {
+    while let Some(Reverse((t, i))) = heads.pop() {
         if life.stop_requested() {
             return Err(BackfillError::Interrupted);
         }
-        for (i, head) in heads.iter_mut().enumerate() {
-            while head.is_none() && !source.parts[i].done() {
-                if let Some(classified) = source.next(i, |r| classifier.classify(r, &mut sum))? {
-                    *head = classified;
-                }
-            }
-        }
-        let Some(i) = (0..heads.len()).filter(|&i| heads[i].is_some()).min_by_key(|&i| heads[i].map(|h| h.0)) else {
-            break;
-        };
-        let (t, item) = heads[i].take().expect("chosen for its head");
+        let item = items[i].take().expect("a partition in the heap has a head");
         reorder.push(t, item, &mut release)?;
+        refill(i, &mut heads, &mut items, &mut sum)?;
         if plan.progress && last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
-            let read: u64 = source.parts.iter().map(|p| p.read).sum();
+            let read = sum.read_so_far;
             let span = (plan.to_ms - plan.from_ms).max(1) as f64;
             eprintln!(
                 "backfill: at {} ({:.0} %), {read} records read, {:.0} records/s",
