@@ -5,8 +5,9 @@
 //! Offsets come from the broker's lookup by timestamp (ListOffsets, `offsets_for_times`), widened by a margin
 //! (the reorder window) on both sides: the lookup uses Kafka's record timestamps, the caller selects by event
 //! time. A broker that does not answer lookups by timestamp (librdkafka's mock cluster answers "none" for
-//! every time) is detected by asking for time 0, which any non-empty partition answers with an offset; then
-//! whole partitions are read, up to the high watermark taken at the start, and the event time still selects.
+//! every time) is detected by asking for time 0, which a non-empty partition must answer with its first
+//! offset; otherwise whole partitions are read, up to the high watermark taken at the start, and the event
+//! time still selects.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,7 +114,9 @@ impl Source {
                 .collect())
         };
         let probe = lookup(0)?;
-        let by_timestamp = probe.iter().zip(&marks).all(|(o, (low, high))| low >= high || o.is_some());
+        // Time 0 is at or before every record: a broker that looks offsets up by time answers each non-empty
+        // partition's first offset.
+        let by_timestamp = probe.iter().zip(&marks).all(|(o, (low, high))| low >= high || *o == Some(*low));
         let (starts, ends) = if by_timestamp { (lookup(from_ms)?, lookup(to_ms)?) } else { (vec![], vec![]) };
         let mut parts = Vec::with_capacity(ids.len());
         let mut tpl = TopicPartitionList::new();
