@@ -34,6 +34,8 @@ pub enum SourceError {
     Kafka(#[from] KafkaError),
     #[error("topic {0:?} does not exist or has no partitions")]
     NoTopic(String),
+    #[error("record {partition}/{offset} arrived outside its partition's queue")]
+    Misrouted { partition: i32, offset: i64 },
     #[error("partition {partition} gave no record for {secs} s at offset {offset} (range ends at {end}): {last}")]
     Stalled { partition: i32, offset: i64, end: i64, secs: u64, last: String },
 }
@@ -133,10 +135,11 @@ impl Source {
             }
             parts.push(Part { id, start, end: end.max(start), read: 0, next: start, done, queue: None });
         }
-        consumer.assign(&tpl)?;
+        // Each partition's queue is split off before the assignment, so that no record reaches the main queue.
         for p in parts.iter_mut().filter(|p| !p.done) {
             p.queue = consumer.split_partition_queue(&topic, p.id);
         }
+        consumer.assign(&tpl)?;
         Ok(Source { consumer, topic, parts, by_timestamp, last_error: String::new() })
     }
 
@@ -190,9 +193,14 @@ impl Source {
                 }
                 Some(Err(e)) => self.last_error = e.to_string(),
                 None => {
-                    // The main queue carries errors and other events; serve it while waiting.
-                    if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
-                        self.last_error = e.to_string();
+                    // The main queue carries errors and other events; serve it while waiting. A record there
+                    // would be one its partition's queue missed: never silently dropped.
+                    match self.consumer.poll(Duration::ZERO) {
+                        Some(Err(e)) => self.last_error = e.to_string(),
+                        Some(Ok(m)) => {
+                            return Err(SourceError::Misrouted { partition: m.partition(), offset: m.offset() })
+                        }
+                        None => {}
                     }
                     let since = *waiting_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= STALL_TIMEOUT {
