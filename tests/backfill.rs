@@ -132,7 +132,7 @@ fn backfill_writes_exact_samples_at_each_boundary_in_event_time() {
     );
     assert!(err.contains("later than the reorder window (counted at the next boundary): 1"), "{err}");
     assert!(err.contains("undecodable: 1 (invalid_protobuf=1)"), "{err}");
-    assert!(err.contains("written: 6 boundaries"), "{err}");
+    assert!(err.contains("written: 5 boundaries"), "{err}");
 
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.ends_with("\n# EOF\n"), "ends with # EOF");
@@ -161,33 +161,54 @@ fn backfill_writes_exact_samples_at_each_boundary_in_event_time() {
     let at = |series: &str, extra: &str| -> Vec<f64> {
         let key = if extra.is_empty() { format!("{series}{{{lbl}}}") } else { format!("{series}{{{lbl},{extra}}}") };
         let by_ts = s.get(&key).unwrap_or_else(|| panic!("no series {key}"));
-        assert_eq!(by_ts.keys().copied().collect::<Vec<_>>(), (0..6).map(|i| T0 + 60 * i).collect::<Vec<_>>(), "{key}");
+        assert_eq!(by_ts.keys().copied().collect::<Vec<_>>(), (1..6).map(|i| T0 + 60 * i).collect::<Vec<_>>(), "{key}");
         by_ts.values().copied().collect()
     };
-    // Boundaries +0, +60, +120, +180, +240, +300. Applied in event time: 5, 10 | 62, 65, 70, then 20 (late,
-    // at 70) | 130 | 200 | 250.
-    assert_eq!(at("dashstream_quality_monitor_queries_total", ""), [0.0, 2.0, 6.0, 7.0, 8.0, 9.0]);
-    assert_eq!(at("dashstream_quality_monitor_queries_passed_total", ""), [0.0, 2.0, 4.0, 5.0, 6.0, 7.0]);
+    // Boundaries +60, +120, +180, +240, +300 (the range is (from, to]: +0 belongs to the range ending there).
+    // Applied in event time: 5, 10 | 62, 65, 70, then 20 (late, at 70) | 130 | 200 | 250.
+    assert_eq!(at("dashstream_quality_monitor_queries_total", ""), [2.0, 6.0, 7.0, 8.0, 9.0]);
+    assert_eq!(at("dashstream_quality_monitor_queries_passed_total", ""), [2.0, 4.0, 5.0, 6.0, 7.0]);
     assert_eq!(
         at("dashstream_quality_monitor_queries_failed_total", "category=\"Complex\""),
-        [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+        [0.0, 1.0, 1.0, 1.0, 1.0]
     );
-    assert_eq!(
-        at("dashstream_quality_monitor_queries_failed_total", "category=\"Simple\""),
-        [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
-    );
+    assert_eq!(at("dashstream_quality_monitor_queries_failed_total", "category=\"Simple\""), [0.0, 1.0, 1.0, 1.0, 1.0]);
     // The gauge holds the last event applied before each boundary (the late one at +120).
-    assert_eq!(at("dashstream_quality_monitor_quality_score", ""), [0.0, 0.9, 0.5, 0.8, 0.85, 0.77]);
-    assert_eq!(at("dashstream_query_latency_ms_count", ""), [0.0, 2.0, 6.0, 7.0, 8.0, 9.0]);
-    assert_eq!(at("dashstream_query_latency_ms_sum", ""), [0.0, 140.0, 1320.0, 16320.0, 18820.0, 18830.0]);
-    assert_eq!(at("dashstream_query_latency_ms_bucket", "le=\"50\""), [0.0, 1.0, 1.0, 1.0, 1.0, 2.0]);
-    assert_eq!(at("dashstream_query_latency_ms_bucket", "le=\"100\""), [0.0, 2.0, 3.0, 3.0, 3.0, 4.0]);
-    assert_eq!(at("dashstream_query_latency_ms_bucket", "le=\"+Inf\""), [0.0, 2.0, 6.0, 7.0, 8.0, 9.0]);
+    assert_eq!(at("dashstream_quality_monitor_quality_score", ""), [0.9, 0.5, 0.8, 0.85, 0.77]);
+    assert_eq!(at("dashstream_query_latency_ms_count", ""), [2.0, 6.0, 7.0, 8.0, 9.0]);
+    assert_eq!(at("dashstream_query_latency_ms_sum", ""), [140.0, 1320.0, 16320.0, 18820.0, 18830.0]);
+    assert_eq!(at("dashstream_query_latency_ms_bucket", "le=\"50\""), [1.0, 1.0, 1.0, 1.0, 2.0]);
+    assert_eq!(at("dashstream_query_latency_ms_bucket", "le=\"100\""), [2.0, 3.0, 3.0, 3.0, 4.0]);
+    assert_eq!(at("dashstream_query_latency_ms_bucket", "le=\"+Inf\""), [2.0, 6.0, 7.0, 8.0, 9.0]);
     // Models: the header-less event has none.
-    assert_eq!(at("dashstream_queries_by_model_total", "model=\"gpt-4o\""), [0.0, 2.0, 6.0, 7.0, 8.0, 8.0]);
+    assert_eq!(at("dashstream_queries_by_model_total", "model=\"gpt-4o\""), [2.0, 6.0, 7.0, 8.0, 8.0]);
     // Session "s" closed in event time at +120: one session of 2 turns.
-    assert_eq!(at("dashstream_turns_by_session_count", ""), [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
-    assert_eq!(at("dashstream_turns_by_session_sum", ""), [0.0, 0.0, 2.0, 2.0, 2.0, 2.0]);
+    assert_eq!(at("dashstream_turns_by_session_count", ""), [0.0, 1.0, 1.0, 1.0, 1.0]);
+    assert_eq!(at("dashstream_turns_by_session_sum", ""), [0.0, 2.0, 2.0, 2.0, 2.0]);
+
+    // The next range starts where this one's part ended: (+120, +300] holds 130, 200 and 250, and writes no
+    // timestamp the range (+0, +120] would (so files for consecutive ranges can be loaded together).
+    let second = dir.join("second.om");
+    let (code, _, err) = run(&[
+        "backfill",
+        "--brokers",
+        &c.brokers,
+        "--topic",
+        &c.topic,
+        "--from",
+        &(T0 + 120).to_string(),
+        "--to",
+        &(T0 + 300).to_string(),
+        "--step",
+        "1m",
+        "--output",
+        second.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("out of the range by event time: 7 before, 0 after"), "{err}");
+    let s2 = samples(&std::fs::read_to_string(&second).unwrap());
+    let total: Vec<(i64, f64)> = s2["dashstream_quality_monitor_queries_total"].iter().map(|(t, v)| (*t, *v)).collect();
+    assert_eq!(total, [(T0 + 180, 1.0), (T0 + 240, 2.0), (T0 + 300, 3.0)]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -251,7 +272,7 @@ fn standard_output_gets_the_whole_file() {
     let s = samples(&out);
     assert_eq!(
         s["dashstream_quality_monitor_queries_total"].iter().map(|(t, v)| (*t, *v)).collect::<Vec<_>>(),
-        [(T0, 0.0), (T0 + 15, 1.0), (T0 + 30, 1.0)]
+        [(T0 + 15, 1.0), (T0 + 30, 1.0)]
     );
 }
 

@@ -360,7 +360,7 @@ fn tail() -> Command {
 }
 
 const BACKFILL_HELP: &str = "\
-Reads the topic between --from and --to (partitions assigned directly: no consumer group is joined, nothing is \
+Reads the events stamped in (--from, --to] (partitions assigned directly: no consumer group is joined, nothing is \
 committed, a running exporter is untouched), applies each quality event with the daemon's rules in event time \
 (header.timestamp_us, else the Kafka record timestamp; the daemon's buckets and session settings apply) and \
 writes, at every step boundary, every data family's samples stamped with that boundary: an OpenMetrics 1.0 \
@@ -391,7 +391,7 @@ fn backfill() -> Command {
                 .value_name("TIME")
                 .required(true)
                 .value_parser(crate::tools::backfill::time::parse_instant)
-                .help("Start of the range: RFC 3339 (2026-12-01T00:00:00Z, or with an offset) or Unix seconds"),
+                .help("Start of the range, excluded (an event stamped exactly then belongs to the range ending there): RFC 3339 (2026-12-01T00:00:00Z, or with an offset) or Unix seconds"),
         )
         .arg(
             Arg::new("to")

@@ -179,7 +179,8 @@ impl Classifier {
         if t <= 0 {
             sum.no_time += 1;
             None
-        } else if t < self.from_us {
+        } else if t <= self.from_us {
+            // The range is (from, to]: consecutive ranges share an end and count each event once.
             sum.before_range += 1;
             None
         } else if t > self.to_us {
@@ -246,9 +247,10 @@ impl Sink<'_> {
     }
 }
 
-/// The first boundary at or after `from_ms`: a multiple of the step since the epoch.
+/// The first boundary after `from_ms`: a multiple of the step since the epoch. (The boundary at `from` itself
+/// belongs to the range that ends there, so that consecutive ranges write no timestamp twice.)
 pub fn first_boundary(from_ms: i64, step_ms: i64) -> i64 {
-    from_ms.div_euclid(step_ms) * step_ms + if from_ms.rem_euclid(step_ms) == 0 { 0 } else { step_ms }
+    from_ms.div_euclid(step_ms) * step_ms + step_ms
 }
 
 /// Where the file goes: a temporary name beside the output, renamed at the end, or standard output.
@@ -453,9 +455,10 @@ mod tests {
     #[test]
     fn boundaries_are_multiples_of_the_step() {
         assert_eq!(first_boundary(1_000, 15_000), 15_000);
-        assert_eq!(first_boundary(15_000, 15_000), 15_000);
+        assert_eq!(first_boundary(15_000, 15_000), 30_000);
         assert_eq!(first_boundary(15_001, 15_000), 30_000);
-        assert_eq!(first_boundary(1_796_083_200_000, 3_600_000), 1_796_083_200_000);
+        assert_eq!(first_boundary(29_999, 15_000), 30_000);
+        assert_eq!(first_boundary(1_796_083_200_000, 3_600_000), 1_796_086_800_000);
     }
 
     #[test]

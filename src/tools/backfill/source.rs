@@ -22,7 +22,9 @@ use crate::config::KafkaConfig;
 
 /// What librdkafka may hold pre-fetched for all partitions together (KiB): memory stays flat whatever the
 /// partition count (each partition gets its share, from 64 KiB to 2 MiB).
-const PREFETCH_BUDGET_KIB: usize = 16 * 1024;
+const PREFETCH_BUDGET_KIB: usize = 8 * 1024;
+/// The most one fetch response may carry (all partitions together).
+const FETCH_MAX_BYTES: usize = 1024 * 1024;
 /// How long a request for metadata or offsets may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A partition that yields nothing for this long while records remain ends the run with an error.
@@ -146,6 +148,10 @@ impl Source {
     /// The client: the daemon's connection settings, no group joined, no commits; `kib` pre-fetched per partition.
     fn config(kafka: &KafkaConfig, kib: usize) -> rdkafka::ClientConfig {
         let mut cc = kafka.client_config();
+        // The operator's extra librdkafka properties (KAFKA_CONSUMER_PROPERTIES), then what reading history needs.
+        for (k, v) in &kafka.extra_properties {
+            cc.set(k, v);
+        }
         // librdkafka wants a group id even for assign(); this one is never joined and never committed to.
         let group = format!("dashflow-backfill-{}-{}", std::process::id(), crate::metrics::unix_now() as u64);
         cc.set("group.id", group)
@@ -154,7 +160,11 @@ impl Source {
             .set("enable.partition.eof", "true")
             // With one queue per partition these limits apply per partition (librdkafka's CONFIGURATION.md).
             .set("queued.max.messages.kbytes", kib.to_string())
-            .set("max.partition.fetch.bytes", (kib * 1024).to_string());
+            .set("max.partition.fetch.bytes", (kib * 1024).to_string())
+            .set("fetch.max.bytes", FETCH_MAX_BYTES.to_string())
+            // A partition whose queue is full is fetched again as soon as it has room, not after librdkafka's
+            // default 1 s back-off (as the daemon does: benches/RESULTS.md).
+            .set("fetch.queue.backoff.ms", "1");
         cc
     }
 
