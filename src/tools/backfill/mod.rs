@@ -99,7 +99,11 @@ impl Summary {
             self.read(),
             secs,
             self.read() as f64 / secs,
-            if self.by_timestamp { "" } else { "; the broker does not look offsets up by time: whole partitions read" }
+            if self.by_timestamp {
+                ""
+            } else {
+                "; the broker does not look offsets up by time: partitions read from their start"
+            }
         );
         for (p, start, end, n) in &self.partitions {
             let _ = writeln!(s, "  partition {p}: offsets {start}..{end}, {n} records read");

@@ -2,12 +2,14 @@
 //! directly (no consumer group is joined, nothing is committed), one librdkafka queue per partition so that
 //! the caller can always take the next record of the partition whose head is oldest.
 //!
-//! Offsets come from the broker's lookup by timestamp (ListOffsets, `offsets_for_times`), widened by a margin
-//! (the reorder window) on both sides: the lookup uses Kafka's record timestamps, the caller selects by event
+//! The first offset comes from the broker's lookup by timestamp (ListOffsets, `offsets_for_times`) of `--from`
+//! less a margin (the reorder window); a partition is read up to its first record whose Kafka timestamp is at
+//! or after `--to` plus the margin (the offset a lookup of that time gives; not looked up, since tansu 0.6.0
+//! answers such lookups wrongly). Kafka's record timestamps bound what is read; the caller selects by event
 //! time. A broker that does not answer lookups by timestamp (librdkafka's mock cluster answers "none" for
 //! every time) is detected by asking for time 0, which a non-empty partition must answer with its first
-//! offset; otherwise whole partitions are read, up to the high watermark taken at the start, and the event
-//! time still selects.
+//! offset; otherwise partitions are read from their first offset, and the event time still selects. No
+//! partition is read past the high watermark taken at the start.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,8 +76,10 @@ pub struct Source {
     consumer: Arc<BaseConsumer>,
     pub topic: String,
     pub parts: Vec<Part>,
-    /// Whether the broker answered lookups by timestamp (else whole partitions are read).
+    /// Whether the broker answered lookups by timestamp (else partitions are read from their first offset).
     pub by_timestamp: bool,
+    /// A partition is read up to its first record stamped (Kafka timestamp) at or after this.
+    stop_ms: i64,
     last_error: String,
 }
 
@@ -121,28 +125,28 @@ impl Source {
         // Time 0 is at or before every record: a broker that looks offsets up by time answers each non-empty
         // partition's first offset.
         let by_timestamp = probe.iter().zip(&marks).all(|(o, (low, high))| low >= high || *o == Some(*low));
-        let (starts, ends) = if by_timestamp { (lookup(from_ms)?, lookup(to_ms)?) } else { (vec![], vec![]) };
+        let starts = if by_timestamp { lookup(from_ms)? } else { vec![] };
         let mut parts = Vec::with_capacity(ids.len());
         let mut tpl = TopicPartitionList::new();
         for (i, &id) in ids.iter().enumerate() {
             let (low, high) = marks[i];
-            let (start, end) = if by_timestamp {
-                (starts[i].unwrap_or(high).max(low), ends[i].unwrap_or(high).min(high))
-            } else {
-                (low, high)
-            };
+            // The end is not looked up: tansu 0.6.0 answers offset 0 for a time after the last record, where
+            // Kafka answers none. Reading stops at the first record stamped at or after `to_ms` instead, which
+            // is the offset a correct lookup gives.
+            let (start, end) =
+                if by_timestamp { (starts[i].unwrap_or(high).clamp(low, high), high) } else { (low, high) };
             let done = start >= end;
             if !done {
                 tpl.add_partition_offset(&topic, id, Offset::Offset(start))?;
             }
-            parts.push(Part { id, start, end: end.max(start), read: 0, next: start, done, queue: None });
+            parts.push(Part { id, start, end, read: 0, next: start, done, queue: None });
         }
         // Each partition's queue is split off before the assignment, so that no record reaches the main queue.
         for p in parts.iter_mut().filter(|p| !p.done) {
             p.queue = consumer.split_partition_queue(&topic, p.id);
         }
         consumer.assign(&tpl)?;
-        Ok(Source { consumer, topic, parts, by_timestamp, last_error: String::new() })
+        Ok(Source { consumer, topic, parts, by_timestamp, stop_ms: to_ms, last_error: String::new() })
     }
 
     /// The client: the daemon's connection settings, no group joined, no commits; `kib` pre-fetched per partition.
@@ -186,6 +190,11 @@ impl Source {
                 Some(Ok(m)) => {
                     p.next = m.offset() + 1;
                     if m.offset() >= p.end {
+                        p.done = true;
+                        continue;
+                    }
+                    if m.timestamp().to_millis().is_some_and(|ms| ms >= self.stop_ms) {
+                        p.end = m.offset();
                         p.done = true;
                         continue;
                     }
