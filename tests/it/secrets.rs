@@ -3,14 +3,12 @@
 //! environment, not the logs (at debug level), not `check-config`, not a panic message, not `/metrics` — and a
 //! bad file or a doubly given secret stops the start with exit code 2.
 
-mod common;
-
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Cluster, Exporter, BIN};
+use crate::common::{Cluster, Exporter, BIN};
 
 const SASL_SECRET: &str = "Zq7-sasl-SECRET-4f1c9";
 const KEY_SECRET: &str = "Zq7-key-SECRET-8b2e0";
