@@ -11,7 +11,8 @@ use log::{error, info, warn};
 
 use crate::config::{Config, KafkaConfig};
 use crate::ingest::consumer::{create_consumer, ExporterContext, KafkaSetupError};
-use crate::ingest::{offsets, poll, worker};
+use crate::ingest::offsets::Offsets;
+use crate::ingest::{batch, poll, worker};
 use crate::metrics::sessions::SessionTracker;
 use crate::metrics::{Applier, Metrics, MetricsError};
 use crate::remote_write::Pusher;
@@ -74,9 +75,10 @@ pub fn run_with_metrics(
     life: Arc<Lifecycle>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
-    let (feed, inbox, offsets) = offsets::channel(
-        CHANNEL_CAPACITY,
+    let (feed, inbox, drain) = batch::channel(CHANNEL_CAPACITY);
+    let offsets = Offsets::new(
         &cfg.kafka.topic,
+        drain,
         metrics.offset_store_errors.clone(),
         metrics.offset_commit_errors.clone(),
     );

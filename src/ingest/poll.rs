@@ -13,11 +13,11 @@ use rdkafka::types::RDKafkaRespErr;
 
 use crate::decode::event::{Event, Normalizer};
 use crate::decode::{Decoded, Decoder};
+use crate::ingest::batch::{Feed, Item, WorkerGone, BATCH_LEN};
 use crate::ingest::consumer::{ExporterConsumer, ExporterContext};
 use crate::ingest::fetch::{self, FetchGuard, Record};
-use crate::ingest::offsets::{Feed, Item, WorkerGone, BATCH_LEN};
 use crate::ingest::time_lag::TimeLag;
-use crate::runtime::shutdown::RateLimit;
+use crate::runtime::logging::RateLimit;
 
 /// How long one round waits for a first record, and how often applied offsets are stored.
 const POLL_TICK: Duration = Duration::from_millis(100);
@@ -80,7 +80,7 @@ fn round(
         let sent = match consumer.poll(timeout) {
             None => break,
             Some(Err(e)) => {
-                records.ctx.count_error("consumer error", &e);
+                records.ctx.errors.consumer.emit(&e);
                 false
             }
             Some(Ok(msg)) => {
@@ -112,7 +112,7 @@ fn round(
 /// Adds one record of the fetch queue to the feed (a consumer error is counted instead).
 fn push_record(feed: &Feed, records: &mut Records<'_>, r: &Record<'_>) -> Result<bool, WorkerGone> {
     if r.error != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
-        records.ctx.count_error("consumer error", &KafkaError::MessageConsumption(r.error.into()));
+        records.ctx.errors.consumer.emit(&KafkaError::MessageConsumption(r.error.into()));
         return Ok(false);
     }
     feed.push(records.item(r.partition, r.offset, r.timestamp_ms, r.payload))

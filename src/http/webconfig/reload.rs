@@ -21,7 +21,7 @@ use super::error::WebConfigError;
 use super::rate::TokenBucket;
 use super::settings::{parse, WebConfig};
 use super::tls::build_acceptor;
-use crate::runtime::shutdown::RateLimit;
+use crate::runtime::logging::RateLimit;
 use crate::table::PerKey;
 
 /// A web config read from disk, with its TLS context built.
