@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 
-use crate::config::{Config, KafkaConfig};
+use crate::config::Config;
 use crate::ingest::consumer::{create_consumer, ExporterContext, KafkaSetupError};
 use crate::ingest::offsets::Offsets;
 use crate::ingest::{batch, poll, worker};
@@ -230,7 +230,7 @@ fn supervise(life: &Lifecycle) {
 
 /// The start-up INFO line: effective configuration with secrets masked.
 pub fn startup_line(cfg: &Config) -> String {
-    let props = KafkaConfig::masked(&cfg.kafka.consumer_properties());
+    let props = crate::config::kafka::masked(&cfg.kafka.consumer_properties());
     let props: Vec<String> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "starting dashflow-prometheus-exporter {}: topic={} group={} http={}:{} max_payload={}B session_timeout={}s \

@@ -13,9 +13,6 @@ use crate::remote_write::client::Auth;
 use crate::remote_write::endpoint::Endpoint;
 use crate::remote_write::tls::{self, TlsFile, TlsFiles};
 
-/// Longest interval between pushes accepted.
-const MAX_INTERVAL_SECS: u64 = 3600;
-
 /// What the pusher needs; `None` in [`super::Config`] when `REMOTE_WRITE_URL` is unset.
 #[derive(Clone)]
 pub struct RemoteWriteConfig {
@@ -64,7 +61,7 @@ impl RemoteWriteConfig {
     }
 
     pub(crate) fn check(c: &mut Checker<'_>) -> Option<RemoteWriteConfig> {
-        let interval = Duration::from_secs(c.integer::<u64>(Setting::RemoteWriteIntervalSecs, 1, MAX_INTERVAL_SECS));
+        let interval = Duration::from_secs(c.integer::<u64>(Setting::RemoteWriteIntervalSecs));
         let job = c.non_empty_string(Setting::RemoteWriteJob);
         let instance = match c.explicit(Setting::RemoteWriteInstance) {
             Some(i) if i.trim().is_empty() => {
