@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::check::Checker;
 use super::setting::Setting;
-use crate::http::webconfig::WebConfigFile;
+use super::webconfig::{load_file, WebConfigFile};
 
 /// Where the HTTP server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl HttpConfig {
         let header_timeout = Duration::from_secs(c.integer::<u64>(Setting::MetricsHttpHeaderTimeoutSecs));
         let web_config = match c.explicit(Setting::WebConfigFile) {
             None => None,
-            Some(p) => match crate::http::webconfig::load_file(Path::new(&p)) {
+            Some(p) => match load_file(Path::new(&p)) {
                 Ok(file) => Some(file),
                 Err(e) => {
                     c.fail(Setting::WebConfigFile, &p, format!("expected a valid exporter-toolkit web config: {e}"));

@@ -20,6 +20,7 @@ mod redact;
 pub mod remote_write;
 mod secret_file;
 pub mod setting;
+pub mod webconfig;
 
 use std::time::Duration;
 
