@@ -316,11 +316,12 @@ fn a_member_with_no_partition_shows_it_and_warns_after_two_session_timeouts() {
     let a = Exporter::start(&c, "g-idle", &timeout);
     a.wait_value("dashstream_exporter_kafka_assigned_partitions", 1.0, WAIT);
     let b = Exporter::start(&c, "g-idle", &timeout);
-    // After the rebalance one member owns partition 0 (the assignor decides which) and the other none.
+    // After the rebalance one member owns partition 0 (the assignor decides which) and the other none. Before
+    // it, `a` still owns it and `b` has none: so the split counts only once `b` has had its assignment.
     let owners = |e: &Exporter| e.scrape().get("dashstream_exporter_kafka_assigned_partitions");
     a.wait_until(WAIT, "one owner and one idle member", |a| {
         let (x, y) = (owners(a), owners(&b));
-        matches!((x, y), (Some(1.0), Some(0.0)) | (Some(0.0), Some(1.0)))
+        b.logs().contains("partitions assigned") && matches!((x, y), (Some(1.0), Some(0.0)) | (Some(0.0), Some(1.0)))
     });
     let (owner, idle) = if owners(&a) == Some(1.0) { (&a, &b) } else { (&b, &a) };
     idle.wait_until(WAIT, "the idle member's warning", |e| e.logs().contains(IDLE));
