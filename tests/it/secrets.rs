@@ -134,8 +134,10 @@ fn a_panic_message_holds_no_secret() {
     // `check-config` printing to a pipe nobody reads panics ("failed printing to stdout") with the secrets loaded.
     let (sasl, key) = secret_files("panic");
     let mut fds = [0; 2];
-    // SAFETY: pipe(2) into a two-element array.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // Close-on-exec: a child another test spawns meanwhile must not inherit the read end (the write would
+    // then succeed and the child exit 0); this child's stdout is a dup of the write end, which stays open.
+    // SAFETY: pipe2(2) into a two-element array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: both descriptors were just created and are owned here only.
     let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(read_end);
