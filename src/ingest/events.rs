@@ -9,7 +9,9 @@ use log::{error, warn};
 use prometheus::IntCounter;
 use rdkafka::error::KafkaError;
 
+use crate::decode::{DecodeError, ErrorReason};
 use crate::runtime::logging::RateLimit;
+use crate::table::PerKey;
 
 /// How often a repeating warning of one kind is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -116,6 +118,41 @@ impl KafkaClientErrors {
     }
 }
 
+/// A record that is not a quality event because it is bad: no payload
+/// (`dashstream_exporter_payload_missing_total`), or refused by the decoder
+/// (`dashstream_exporter_messages_failed_total`, by reason). Both are bad records, logged under one limit, so
+/// the count of those not logged counts bad records of either kind.
+pub struct BadRecord {
+    payload_missing: IntCounter,
+    failed: PerKey<ErrorReason, IntCounter>,
+    log: RateLimit,
+}
+
+impl BadRecord {
+    pub fn new(payload_missing: IntCounter, failed: PerKey<ErrorReason, IntCounter>) -> Self {
+        BadRecord { payload_missing, failed, log: RateLimit::new(LOG_EVERY) }
+    }
+
+    /// The record at `partition`/`offset` has no payload.
+    pub fn no_payload(&self, partition: i32, offset: i64) {
+        self.payload_missing.inc();
+        if let Some(n) = self.log.check() {
+            warn!("record {partition}/{offset} has no payload ({n} bad records not logged)");
+        }
+    }
+
+    /// The decoder refused the `len` bytes of the record at `partition`/`offset`.
+    pub fn rejected(&self, partition: i32, offset: i64, len: usize, e: &DecodeError) {
+        self.failed[e.reason()].inc();
+        if let Some(n) = self.log.check() {
+            warn!(
+                "record {partition}/{offset} ({len} bytes) rejected: {e} [{}] ({n} bad records not logged)",
+                e.reason()
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +192,19 @@ mod tests {
         let auto = AutoCommitFailed::new(counter());
         store.emit(&KafkaError::NoMessageReceived);
         assert_eq!(auto.log.check(), Some(0), "a store failure does not suppress a commit failure");
+    }
+
+    #[test]
+    fn bad_records_count_by_kind_and_reason_under_one_limit() {
+        let missing = counter();
+        let failed = PerKey::from_fn(|r: ErrorReason| IntCounter::new(format!("f_{}", r.label()), "f").unwrap());
+        let bad = BadRecord::new(missing.clone(), failed.clone());
+        bad.no_payload(0, 1);
+        bad.rejected(0, 2, 3, &DecodeError::Empty);
+        bad.rejected(0, 3, 3, &DecodeError::Empty);
+        assert_eq!(missing.get(), 1);
+        assert_eq!(failed[DecodeError::Empty.reason()].get(), 2);
+        assert_eq!(failed.values().map(IntCounter::get).sum::<u64>(), 2);
+        assert_eq!(bad.log.check(), None, "the three share one interval");
     }
 }
