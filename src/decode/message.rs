@@ -5,6 +5,8 @@
 //! accept (a test compares both on generated and mutated records), and [`classify`] is the same
 //! classification over the prost types (the reference path).
 
+use crate::decode::alert::{read_event, AlertType, ALERT_TYPE_ATTRIBUTE, LOW_QUALITY_ALERT};
+use crate::decode::header::read_header;
 use crate::decode::keys::MetricKey;
 use crate::decode::quality::{Fields, QualityView, Val};
 use crate::decode::wire::{Reader, WireError, FIXED64, LEN, VARINT};
@@ -40,10 +42,6 @@ label_enum! {
         Empty => "empty",
     }
 }
-
-/// The event attribute that names an alert, and the value QualityMonitor gives a low-quality alert.
-pub const ALERT_TYPE_ATTRIBUTE: &str = "alert_type";
-pub const LOW_QUALITY_ALERT: &str = "LOW_QUALITY";
 
 /// A branch of the `DashStreamMessage` oneof.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -175,145 +173,6 @@ fn read_metrics<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> 
                 f.tag(key, val);
             }
             _ => r.skip(field, wire, 1)?,
-        }
-    }
-    Ok(())
-}
-
-fn read_header<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                f.message_id = r.bytes()?;
-            }
-            7 => {
-                Reader::expect(wire, LEN)?;
-                r.bytes()?;
-            }
-            3 => {
-                Reader::expect(wire, LEN)?;
-                r.str()?;
-            }
-            4 => {
-                Reader::expect(wire, LEN)?;
-                f.thread_id = r.str()?;
-            }
-            2 => {
-                Reader::expect(wire, VARINT)?;
-                // int64: the varint is the two's-complement bit pattern, as prost reads it.
-                f.timestamp_us = r.varint()? as i64;
-            }
-            5 | 6 | 8 | 9 => {
-                Reader::expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            _ => r.skip(field, wire, 2)?,
-        }
-    }
-    Ok(())
-}
-
-/// What an `Event`'s `alert_type` attribute holds, as far as the exporter cares (the last entry of the name
-/// wins, as map insertion does).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AlertType {
-    Absent,
-    LowQuality,
-    /// Another value, or a value of another type.
-    Other,
-}
-
-/// Reads one occurrence of an `Event` message, checking it as the generated types do; only the
-/// `alert_type` attribute is kept.
-fn read_event(alert: &mut AlertType, buf: &[u8]) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                read_header(&mut Fields::default(), r.bytes()?)?; // checked, not kept
-            }
-            2 | 5 => {
-                Reader::expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            3 | 6 => {
-                Reader::expect(wire, LEN)?;
-                r.str()?;
-            }
-            4 => {
-                Reader::expect(wire, LEN)?;
-                if let Some(a) = attribute_entry(r.bytes()?)? {
-                    *alert = a;
-                }
-            }
-            _ => r.skip(field, wire, 1)?,
-        }
-    }
-    Ok(())
-}
-
-/// One `attributes` map entry: what it says about the alert type, or `None` for another attribute.
-fn attribute_entry(buf: &[u8]) -> Result<Option<AlertType>, WireError> {
-    let mut r = Reader::new(buf);
-    let (mut key, mut value) = ("", None);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                key = r.str()?;
-            }
-            2 => {
-                Reader::expect(wire, LEN)?;
-                attribute_value(r.bytes()?, &mut value)?;
-            }
-            _ => r.skip(field, wire, 2)?,
-        }
-    }
-    Ok((key == ALERT_TYPE_ATTRIBUTE).then(|| match value {
-        Some(s) if s == LOW_QUALITY_ALERT => AlertType::LowQuality,
-        _ => AlertType::Other,
-    }))
-}
-
-/// Merges one occurrence of an `AttributeValue` (its last oneof variant wins): `Some(s)` when that is the
-/// string `s`, else `None`.
-fn attribute_value<'a>(buf: &'a [u8], string: &mut Option<&'a str>) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                *string = Some(r.str()?);
-            }
-            2 | 4 => {
-                Reader::expect(wire, VARINT)?;
-                r.varint()?;
-                *string = None;
-            }
-            3 => {
-                Reader::expect(wire, FIXED64)?;
-                r.fixed64()?;
-                *string = None;
-            }
-            5 => {
-                Reader::expect(wire, LEN)?;
-                r.bytes()?;
-                *string = None;
-            }
-            6 | 7 => {
-                // AttributeArray / AttributeMap: declared empty, their contents checked and skipped.
-                Reader::expect(wire, LEN)?;
-                Reader::new(r.bytes()?).skip_all(4)?;
-                *string = None;
-            }
-            _ => r.skip(field, wire, 3)?,
         }
     }
     Ok(())

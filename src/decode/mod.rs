@@ -7,9 +7,11 @@
 //! that is not fatal (a missing header, a metric value of the wrong type, a clamped or non-finite number) is
 //! reported in [`Anomalies`] for counting.
 
+pub mod alert;
 pub mod error;
 pub mod event;
 pub mod framing;
+mod header;
 pub mod id_key;
 pub mod ids;
 pub mod keys;

@@ -9,9 +9,9 @@
 
 use prost::Message as _;
 
+use crate::decode::alert::{ALERT_TYPE_ATTRIBUTE, LOW_QUALITY_ALERT};
 use crate::decode::framing::{FRAME_PLAIN, FRAME_ZSTD};
 use crate::decode::keys::{MetricKey, TagKey};
-use crate::decode::message::{ALERT_TYPE_ATTRIBUTE, LOW_QUALITY_ALERT};
 use crate::proto::{
     attribute_value, dash_stream_message::Message, metric_value::Value, AttributeValue, CompressionType,
     DashStreamMessage, Event, EventType, Header, MessageType, MetricType, MetricValue, Metrics,
