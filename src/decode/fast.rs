@@ -12,6 +12,7 @@
 use crate::decode::keys::{MetricKey, TagKey};
 use crate::decode::message::Decoded;
 use crate::decode::quality::{Fields, Val};
+use crate::decode::wire::is_ascii_short;
 
 /// A byte cursor over one message; every read gives up (`None`) past its end.
 struct Cur<'a> {
@@ -51,16 +52,18 @@ impl<'a> Cur<'a> {
         self.varint_rest(b)
     }
 
+    /// The bytes after a varint's first (at most nine more; the last may only be 0 or 1).
     #[inline(never)]
     fn varint_rest(&mut self, first: u8) -> Option<u64> {
+        let rest = self.buf.get(self.pos..)?;
         let mut v = u64::from(first & 0x7f);
-        for i in 1..10 {
-            let b = self.byte()?;
-            if i == 9 && b > 1 {
+        for (i, &b) in rest.iter().take(9).enumerate() {
+            if i == 8 && b > 1 {
                 return None;
             }
-            v |= u64::from(b & 0x7f) << (7 * i);
+            v |= u64::from(b & 0x7f) << (7 * (i + 1));
             if b < 0x80 {
+                self.pos += i + 1;
                 return Some(v);
             }
         }
@@ -74,13 +77,6 @@ impl<'a> Cur<'a> {
         let s = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
         self.pos += n;
         Some(s)
-    }
-
-    #[inline(always)]
-    fn fixed64(&mut self) -> Option<u64> {
-        let b = self.buf.get(self.pos..self.pos + 8)?;
-        self.pos += 8;
-        Some(u64::from_le_bytes(b.try_into().ok()?))
     }
 
     #[inline(always)]
@@ -100,10 +96,10 @@ impl<'a> Cur<'a> {
     }
 }
 
-/// A string field's bytes as `&str`, checked as prost checks it.
+/// A string field's bytes as `&str`, checked as prost checks it (short ASCII strings word by word inline).
 #[inline(always)]
 fn utf8(b: &[u8]) -> Option<&str> {
-    if b.is_ascii() {
+    if b.len() <= 32 && is_ascii_short(b) {
         // SAFETY: ASCII is valid UTF-8.
         return Some(unsafe { std::str::from_utf8_unchecked(b) });
     }
@@ -129,9 +125,24 @@ const fn word4(b: &[u8], at: usize) -> u64 {
     (b[at] as u64) | (b[at + 1] as u64) << 8 | (b[at + 2] as u64) << 16 | (b[at + 3] as u64) << 24
 }
 
-/// The signature of `b`, or `None` outside 4..=24 bytes (no known key is that long or short).
+/// The signature of `b`, or `None` outside 4..=24 bytes (no known key is that long or short): at run time,
+/// three (or two) word loads.
 #[inline(always)]
-const fn sig(b: &[u8]) -> Option<Sig> {
+fn sig(b: &[u8]) -> Option<Sig> {
+    let n = b.len();
+    let w8 = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let w4 = |at: usize| u64::from(u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes")));
+    if (8..=24).contains(&n) {
+        Some(Sig(n, w8(0), w8((n - 8).min(8)), w8(n - 8)))
+    } else if (4..8).contains(&n) {
+        Some(Sig(n, w4(0), w4(n - 4), 0))
+    } else {
+        None
+    }
+}
+
+/// [`sig`] at compile time, for the key tables.
+const fn const_sig(b: &[u8]) -> Option<Sig> {
     let n = b.len();
     if n >= 8 && n <= 24 {
         let mid = if n - 8 < 8 { n - 8 } else { 8 };
@@ -144,44 +155,104 @@ const fn sig(b: &[u8]) -> Option<Sig> {
 }
 
 const fn sig_of(s: &str) -> Sig {
-    match sig(s.as_bytes()) {
+    match const_sig(s.as_bytes()) {
         Some(s) => s,
         None => panic!("a known key is 4 to 24 bytes long"),
     }
 }
 
+/// Most keys of one table that share a length.
+const SAME_LEN: usize = 3;
+const NONE: u8 = u8::MAX;
+
+/// A key table: each key's signature, and for each length (up to 24) the keys of that length.
+struct Table {
+    sigs: &'static [Sig],
+    by_len: [[u8; SAME_LEN]; 25],
+}
+
+const fn table(labels: &'static [&'static str], sigs: &'static [Sig]) -> Table {
+    let mut by_len = [[NONE; SAME_LEN]; 25];
+    let mut i = 0;
+    while i < labels.len() {
+        let n = labels[i].len();
+        let mut k = 0;
+        while by_len[n][k] != NONE {
+            k += 1; // more than SAME_LEN keys of one length fail to compile here
+        }
+        by_len[n][k] = i as u8;
+        i += 1;
+    }
+    Table { sigs, by_len }
+}
+
+const METRIC_LABELS: [&str; MetricKey::COUNT] = {
+    let mut t = [""; MetricKey::COUNT];
+    let mut i = 0;
+    while i < MetricKey::COUNT {
+        t[i] = MetricKey::ALL[i].label();
+        i += 1;
+    }
+    t
+};
 const METRIC_SIGS: [Sig; MetricKey::COUNT] = {
     let mut t = [Sig(0, 0, 0, 0); MetricKey::COUNT];
     let mut i = 0;
     while i < MetricKey::COUNT {
-        t[i] = sig_of(MetricKey::ALL[i].label());
+        t[i] = sig_of(METRIC_LABELS[i]);
         i += 1;
     }
     t
 };
+const METRICS: Table = table(&METRIC_LABELS, &METRIC_SIGS);
 
+const TAG_LABELS: [&str; TagKey::COUNT] = {
+    let mut t = [""; TagKey::COUNT];
+    let mut i = 0;
+    while i < TagKey::COUNT {
+        t[i] = TagKey::ALL[i].label();
+        i += 1;
+    }
+    t
+};
 const TAG_SIGS: [Sig; TagKey::COUNT] = {
     let mut t = [Sig(0, 0, 0, 0); TagKey::COUNT];
     let mut i = 0;
     while i < TagKey::COUNT {
-        t[i] = sig_of(TagKey::ALL[i].label());
+        t[i] = sig_of(TAG_LABELS[i]);
         i += 1;
     }
     t
 };
+const TAGS: Table = table(&TAG_LABELS, &TAG_SIGS);
+
+impl Table {
+    /// The index of the key `b` spells exactly, if any: at most [`SAME_LEN`] whole-signature compares.
+    #[inline(always)]
+    fn find(&self, b: &[u8]) -> Option<usize> {
+        let s = sig(b)?;
+        for i in self.by_len[s.0] {
+            if i == NONE {
+                return None;
+            }
+            if self.sigs[usize::from(i)] == s {
+                return Some(usize::from(i));
+            }
+        }
+        None
+    }
+}
 
 /// The metric key `b` spells exactly, if any.
 #[inline(always)]
 fn metric_key(b: &[u8]) -> Option<MetricKey> {
-    let s = sig(b)?;
-    METRIC_SIGS.iter().position(|k| *k == s).map(|i| MetricKey::ALL[i])
+    METRICS.find(b).map(|i| MetricKey::ALL[i])
 }
 
 /// The tag key `b` spells exactly, if any.
 #[inline(always)]
 fn tag_key(b: &[u8]) -> Option<TagKey> {
-    let s = sig(b)?;
-    TAG_SIGS.iter().position(|k| *k == s).map(|i| TagKey::ALL[i])
+    TAGS.find(b).map(|i| TagKey::ALL[i])
 }
 
 /// Keys as written on the wire: field number << 3 | wire type.
@@ -189,8 +260,6 @@ const fn key(field: u8, wire: u8) -> u8 {
     field << 3 | wire
 }
 const LEN: u8 = 2;
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
 
 /// Reads `buf` (an unframed `DashStreamMessage`) when it has the usual shape; `None` leaves it to the in-place
 /// reader.
@@ -258,21 +327,38 @@ fn header<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Option<()> {
     Some(())
 }
 
+/// A varint at the start of `b`: its value and length (prost's rule for the tenth byte).
+#[inline(always)]
+fn varint_at(b: &[u8]) -> Option<(u64, usize)> {
+    match b {
+        [x, ..] if *x < 0x80 => Some((u64::from(*x), 1)),
+        _ => {
+            let mut c = Cur { buf: b, pos: 0 };
+            let v = c.varint()?;
+            Some((v, c.pos))
+        }
+    }
+}
+
+/// A map entry `[key: string = 1, value = 2]` laid out key then value, each with a one-byte length, and
+/// nothing after the value: (key bytes, value bytes).
+#[inline(always)]
+fn entry(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let [0x0a, kl, rest @ ..] = buf else { return None };
+    let kl = usize::from(*kl);
+    if kl >= 0x80 || rest.len() < kl + 2 {
+        return None;
+    }
+    let (name, rest) = rest.split_at(kl);
+    let [0x12, vl, value @ ..] = rest else { return None };
+    (*vl < 0x80 && usize::from(*vl) == value.len()).then_some((name, value))
+}
+
 /// One `metrics` entry: key, then value, nothing else.
 #[inline(always)]
 fn metric_entry<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Option<()> {
-    let mut c = Cur { buf, pos: 0 };
-    if !c.eat(key(1, LEN)) {
-        return None;
-    }
-    let name = c.bytes()?;
-    if !c.eat(key(2, LEN)) {
-        return None;
-    }
-    let val = metric_value(c.bytes()?)?;
-    if !c.at_end() {
-        return None;
-    }
+    let (name, value) = entry(buf)?;
+    let val = metric_value(value)?;
     match metric_key(name) {
         Some(k) => f.metrics[k] = Some(val),
         None => {
@@ -286,43 +372,47 @@ fn metric_entry<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Option<()> {
 /// type, each once.
 #[inline(always)]
 fn metric_value(buf: &[u8]) -> Option<Val> {
-    let mut c = Cur { buf, pos: 0 };
-    let val = if c.eat(key(2, FIXED64)) {
-        Val::Float(f64::from_bits(c.fixed64()?))
-    } else if c.eat(key(1, VARINT)) {
-        Val::Int(c.varint()? as i64)
-    } else if c.eat(key(4, VARINT)) {
-        Val::Bool(c.varint()? != 0)
-    } else {
-        Val::Other
+    let (val, rest) = match buf {
+        [0x11, a, b, c, d, e, f, g, h, rest @ ..] => {
+            (Val::Float(f64::from_bits(u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]))), rest)
+        }
+        [0x08, rest @ ..] => {
+            let (v, n) = varint_at(rest)?;
+            (Val::Int(v as i64), &rest[n..])
+        }
+        [0x20, rest @ ..] => {
+            let (v, n) = varint_at(rest)?;
+            (Val::Bool(v != 0), &rest[n..])
+        }
+        _ => (Val::Other, buf),
     };
-    if c.eat(key(6, LEN)) {
-        utf8(c.bytes()?)?;
+    let rest = match rest {
+        [0x32, ul, unit @ ..] if *ul < 0x80 && usize::from(*ul) <= unit.len() => {
+            let (unit, rest) = unit.split_at(usize::from(*ul));
+            utf8(unit)?;
+            rest
+        }
+        _ => rest,
+    };
+    match rest {
+        [] => Some(val),
+        [0x38, t] if *t < 0x80 => Some(val),
+        [0x38, t @ ..] => {
+            let (_, n) = varint_at(t)?;
+            (n == t.len()).then_some(val)
+        }
+        _ => None,
     }
-    if c.eat(key(7, VARINT)) {
-        c.varint()?;
-    }
-    c.at_end().then_some(val)
 }
 
 /// One `tags` entry: key, then value, nothing else.
 #[inline(always)]
 fn tag_entry<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Option<()> {
-    let mut c = Cur { buf, pos: 0 };
-    if !c.eat(key(1, LEN)) {
-        return None;
-    }
-    let name = c.bytes()?;
-    if !c.eat(key(2, LEN)) {
-        return None;
-    }
-    let value = utf8(c.bytes()?)?;
-    if !c.at_end() {
-        return None;
-    }
+    let (name, value) = entry(buf)?;
+    let value = utf8(value)?;
     match tag_key(name) {
         Some(k) => f.tags[k] = Some(value),
-        None => f.tag(utf8(name)?, value),
+        None => f.other_tag(utf8(name)?, value),
     }
     Some(())
 }

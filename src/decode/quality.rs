@@ -148,10 +148,16 @@ impl<'a> Fields<'a> {
         if let Some(k) = TagKey::from_label(key) {
             self.tags[k] = Some(value);
         } else {
-            match Issue::from_label(key) {
-                Some(issue) if issue != Issue::Other => self.issues[issue] = Some(value == ISSUE_TAG_TRUE),
-                _ => self.other_issues.set(key, value == ISSUE_TAG_TRUE),
-            }
+            self.other_tag(key, value);
+        }
+    }
+
+    /// Reads one `tags` entry whose key is known not to be a [`TagKey`]: a named issue, or possibly another.
+    #[inline]
+    pub(super) fn other_tag(&mut self, key: &'a str, value: &'a str) {
+        match Issue::from_label(key) {
+            Some(issue) if issue != Issue::Other => self.issues[issue] = Some(value == ISSUE_TAG_TRUE),
+            _ => self.other_issues.set(key, value == ISSUE_TAG_TRUE),
         }
     }
 
