@@ -1,10 +1,11 @@
 //! Writes a corpus of generated records for `benches/stages` (issue 29): each record as a little-endian u32
 //! length and its bytes, 0x00-framed, the `produce` traffic (seed 7, 200 sessions, every model and category).
 //!
-//!   cargo bench --bench stages_corpus -- FILE [dashflow|lean] [N]
+//!   cargo bench --bench stages_corpus -- FILE [dashflow|lean] [N] [zstd]
 //!
 //! `dashflow` (the default) writes records as DashFlow's producers do, `lean` as the generator did before
-//! issue 29; N defaults to 4096 records (a poll batch's worth of cache, as `benches/common` uses).
+//! issue 29; N defaults to 4096 records (a poll batch's worth of cache, as `benches/common` uses); `zstd`
+//! frames every record 0x01 + zstd instead of 0x00.
 use std::io::Write as _;
 
 use dashflow_prometheus_exporter::sim::generator::{Generator, RecordShape, Traffic};
@@ -18,7 +19,12 @@ fn main() {
         Some(other) => panic!("shape is dashflow or lean, not {other}"),
     };
     let n: usize = args.get(2).map_or(4096, |s| s.parse().expect("a record count"));
-    let traffic = Traffic { seed: 7, zstd_ratio: 0.0, legacy_ratio: 0.0, shape, ..Traffic::default() };
+    let zstd_ratio = match args.get(3).map(String::as_str) {
+        None => 0.0,
+        Some("zstd") => 1.0,
+        Some(other) => panic!("the fourth argument is zstd or nothing, not {other}"),
+    };
+    let traffic = Traffic { seed: 7, zstd_ratio, legacy_ratio: 0.0, shape, ..Traffic::default() };
     let mut g = Generator::new(traffic);
     let (mut v, mut key, mut out) = (Vec::new(), String::new(), Vec::new());
     for _ in 0..n {
