@@ -419,7 +419,81 @@ fn tag_entry<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Option<()> {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message as _;
+
     use super::*;
+    use crate::decode::message::classify;
+    use crate::proto::DashStreamMessage;
+
+    /// A `metrics` branch around `body` (a one-byte length), as a whole message.
+    fn message(body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 0x80);
+        [&[0x32, body.len() as u8][..], body].concat()
+    }
+
+    /// The fast path's reading of `msg` (`None`: left to the in-place reader) and whether prost accepts it,
+    /// after checking that whatever the fast path reads is what prost reads and that the in-place reader agrees
+    /// with prost.
+    fn fast(msg: &[u8]) -> (Option<String>, bool) {
+        let prost = DashStreamMessage::decode(msg).map(|m| format!("{:?}", classify(&m)));
+        let slow = crate::decode::message::scan(msg).map(|d| format!("{d:?}"));
+        assert_eq!(slow.as_ref().ok(), prost.as_ref().ok(), "in-place reader and prost on {msg:02x?}");
+        let fast = scan(msg).map(|d| format!("{d:?}"));
+        if let Some(f) = &fast {
+            assert_eq!(Some(f), prost.as_ref().ok(), "fast path and prost on {msg:02x?}");
+        }
+        (fast, prost.is_ok())
+    }
+
+    /// A length-delimited field: key byte, one-byte length, bytes.
+    fn field(key: u8, bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 0x80);
+        [&[key, bytes.len() as u8][..], bytes].concat()
+    }
+
+    const SCOPE: &[u8] = &[0x12, 7, b'q', b'u', b'a', b'l', b'i', b't', b'y'];
+
+    #[test]
+    fn unusual_layouts_fall_back_and_usual_ones_read_as_prost_does() {
+        let score = |value: &[u8]| field(0x22, &[field(0x0a, b"quality_score"), field(0x12, value)].concat());
+        let float = [&[0x11][..], &0.5f64.to_le_bytes()].concat();
+        let read = |extra: &[u8]| fast(&message(&[SCOPE, extra].concat()));
+        let usual = |extra: &[u8]| read(extra).0;
+        // Unusual but valid: prost accepts, the fast path leaves it to the in-place reader.
+        let unusual = |extra: &[u8]| read(extra) == (None, true);
+        // Malformed: prost refuses, the fast path does not read it.
+        let malformed = |extra: &[u8]| read(extra) == (None, false);
+        // The usual layouts: a float with unit and type, a type alone as a long varint, a bool as a long varint.
+        let unit = [&float[..], &field(0x32, b"ratio"), &[0x38, 2]].concat();
+        assert!(usual(&score(&unit)).is_some_and(|d| d.contains("quality_score: 0.5")));
+        assert!(usual(&score(&[0x38, 0x82, 0x01])).is_some(), "a type as a two-byte varint, no value");
+        let bools = usual(&[&score(&[0x20, 0x80, 0x01])[..], &score(&unit)].concat());
+        assert!(bools.is_some_and(|d| d.contains("type_mismatch: KeySet(0)")), "a later entry replaces an earlier one");
+        assert!(unusual(&score(&[&float[..], &[0x08, 3]].concat())), "two variants: the last wins");
+        assert!(unusual(&score(&[&[0x38, 2][..], &float].concat())), "type before the value");
+        assert!(unusual(&score(&[&float[..], &[0x32, 0x85, 0x00], b"ratio"].concat())), "a two-byte unit length");
+        assert!(unusual(&field(0x22, &[field(0x12, &float), field(0x0a, b"quality_score")].concat())), "value first");
+        let key_len = [&[0x0a, 0x8d, 0x00][..], b"quality_score", &field(0x12, &float)].concat();
+        assert!(unusual(&field(0x22, &key_len)), "a two-byte key length");
+        let tag = [&field(0x0a, b"model")[..], &[0x12, 0x83, 0x00], b"gpt"].concat();
+        assert!(unusual(&field(0x2a, &tag)), "a two-byte tag value length");
+        assert!(unusual(&field(0x22, &field(0x12, &float))), "an entry without its key");
+        assert!(unusual(&[0x30, 0x01]), "an unknown field of Metrics");
+        assert_eq!(fast(&[message(SCOPE), message(SCOPE)].concat()), (None, true), "the metrics branch twice");
+        assert_eq!(fast(&[&message(SCOPE)[..], &[0x0a, 0x00]].concat()), (None, true), "another branch after it");
+        // A repeated header merges, as prost merges it; a non-canonical two-byte branch length reads the same.
+        let two = usual(&[field(0x0a, &[0x22, 1, b'a', 0x10, 5]), field(0x0a, &[0x22, 1, b'b'])].concat());
+        assert!(two.is_some_and(|d| d.contains("session_id: \"b\"") && d.contains("timestamp_us: 5")));
+        assert!(fast(&[&[0x32, 0x89, 0x00][..], SCOPE].concat()).0.is_some());
+        // Malformed records are never read by the fast path.
+        assert!(malformed(&field(0x1a, &[0xc3, 0x28])), "invalid UTF-8 in the scope id");
+        assert!(malformed(&score(&[0x11, 1, 2, 3])), "a cut float");
+        assert!(
+            malformed(&score(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02])),
+            "a varint past 64 bits"
+        );
+        assert!(malformed(&[0x22, 0x05, 0x0a, 0x01]), "an entry longer than the message");
+    }
 
     #[test]
     fn whole_word_keys_match_exactly_their_labels() {
