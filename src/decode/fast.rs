@@ -275,7 +275,7 @@ pub(super) fn scan(buf: &[u8]) -> Option<Decoded<'_>> {
     }
     let mut f = Fields::default();
     metrics(&mut f, body)?;
-    Some(match f.into_view() {
+    Some(match f.view() {
         Ok(v) => Decoded::Quality(v),
         Err(scope) => Decoded::WrongScope(scope),
     })

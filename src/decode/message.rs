@@ -94,7 +94,7 @@ pub fn classify(msg: &DashStreamMessage) -> Decoded<'_> {
 }
 
 fn decoded(fields: Fields<'_>) -> Decoded<'_> {
-    match fields.into_view() {
+    match fields.view() {
         Ok(v) => Decoded::Quality(v),
         Err(scope) => Decoded::WrongScope(scope),
     }

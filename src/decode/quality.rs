@@ -161,8 +161,9 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The event, or `Err(scope)` when the scope is not [`QUALITY_SCOPE`].
-    pub(super) fn into_view(self) -> Result<QualityView<'a>, &'a str> {
+    /// The event, or `Err(scope)` when the scope is not [`QUALITY_SCOPE`] (by reference: the fields are a
+    /// few hundred bytes, not worth moving).
+    pub(super) fn view(&self) -> Result<QualityView<'a>, &'a str> {
         if self.scope != QUALITY_SCOPE {
             return Err(self.scope);
         }
@@ -285,7 +286,7 @@ mod tests {
 
     /// The mapping over the generated types.
     fn view(m: &Metrics) -> QualityView<'_> {
-        Fields::from_prost(m).into_view().expect("quality scope")
+        Fields::from_prost(m).view().expect("quality scope")
     }
 
     #[test]
@@ -426,7 +427,7 @@ mod tests {
         f.tag("x", "true");
         f.tag("x", "no");
         f.tag("z", "true");
-        let v = f.into_view().unwrap();
+        let v = f.view().unwrap();
         assert_eq!(v.other_issues, 2, "y and z");
     }
 
