@@ -17,7 +17,7 @@
 //!   them (scores, average, issue count, issue tags; and its alert events), after a warm-up. The target is 0.
 //!
 //! - `hand-off + apply (batches)`: the corpus's events pushed through the channel between the poll thread
-//!   and the worker (`ingest::offsets`: batches filled, sent, applied, reported and handed back), on one
+//!   and the worker (`ingest::batch`: batches filled, sent, applied, reported and handed back), on one
 //!   thread, after the batches have gone round once. The target is 0: the batches are allocated once.
 //!
 //! Under `cargo test --benches` it runs the same with 2 000 events, as a smoke test.
@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::Decoded;
-use dashflow_prometheus_exporter::ingest::offsets::{self, Item};
+use dashflow_prometheus_exporter::ingest::batch::{self, Item};
 use dashflow_prometheus_exporter::metrics::unix_now;
 use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 
@@ -186,8 +186,7 @@ fn main() {
 
     // The channel on one thread: each full batch is applied before the next is filled, so a free batch is
     // always there. The first 8192 records take every batch round once (and size the position tables).
-    let counter = || prometheus::IntCounter::new("errors", "errors").expect("counter");
-    let (feed, mut inbox, _offsets) = offsets::channel(8192, "t", counter(), counter());
+    let (feed, mut inbox, _drain) = batch::channel(8192);
     let mut through = |count: usize, a: &mut dashflow_prometheus_exporter::metrics::Applier| {
         for i in 0..count {
             let item = Item { partition: (i % 64) as i32, offset: i as i64, event: Some(evs[i % evs.len()]) };

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use dashflow_prometheus_exporter::config::webconfig::{load_file, parse};
 use dashflow_prometheus_exporter::config::{Buckets, Config, Listen, ListenAddr, RawSettings};
 use dashflow_prometheus_exporter::http;
-use dashflow_prometheus_exporter::http::webconfig::{dummy_hash, parse, AuthCache, AuthLimits, AuthOutcome, Login};
+use dashflow_prometheus_exporter::http::webconfig::{dummy_hash, AuthCache, AuthLimits, AuthOutcome, Login};
 use dashflow_prometheus_exporter::metrics::Metrics;
 use dashflow_prometheus_exporter::runtime::shutdown::Lifecycle;
 use openssl::asn1::Asn1Time;
@@ -153,7 +154,7 @@ fn main() {
         cfg.web_config = web.map(|text| {
             let p: PathBuf = dir.join(format!("{}.yml", name.replace(' ', "_")));
             std::fs::write(&p, text).unwrap();
-            http::webconfig::load_file(&p).expect("web config")
+            load_file(&p).expect("web config")
         });
         let metrics = Metrics::new(&default_buckets()).unwrap();
         let server = http::bind(&cfg).expect("bind");

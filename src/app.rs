@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 
-use crate::config::{Config, KafkaConfig};
+use crate::config::Config;
 use crate::ingest::consumer::{create_consumer, ExporterContext, KafkaSetupError};
-use crate::ingest::{offsets, poll, worker};
+use crate::ingest::offsets::Offsets;
+use crate::ingest::{batch, poll, worker};
 use crate::metrics::sessions::SessionTracker;
 use crate::metrics::{Applier, Metrics, MetricsError};
 use crate::remote_write::Pusher;
@@ -74,9 +75,10 @@ pub fn run_with_metrics(
     life: Arc<Lifecycle>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
-    let (feed, inbox, offsets) = offsets::channel(
-        CHANNEL_CAPACITY,
+    let (feed, inbox, drain) = batch::channel(CHANNEL_CAPACITY);
+    let offsets = Offsets::new(
         &cfg.kafka.topic,
+        drain,
         metrics.offset_store_errors.clone(),
         metrics.offset_commit_errors.clone(),
     );
@@ -228,7 +230,7 @@ fn supervise(life: &Lifecycle) {
 
 /// The start-up INFO line: effective configuration with secrets masked.
 pub fn startup_line(cfg: &Config) -> String {
-    let props = KafkaConfig::masked(&cfg.kafka.consumer_properties());
+    let props = crate::config::kafka::masked(&cfg.kafka.consumer_properties());
     let props: Vec<String> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "starting dashflow-prometheus-exporter {}: topic={} group={} http={}:{} max_payload={}B session_timeout={}s \

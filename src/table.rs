@@ -43,6 +43,9 @@ macro_rules! label_enum {
             pub const ALL: [Self; Self::COUNT] = [$(Self::$variant),+];
             /// The number of variants.
             pub const COUNT: usize = [$(Self::$variant),+].len();
+            /// Every label, in declaration order.
+            #[allow(dead_code)]
+            pub const LABELS: [&'static str; Self::COUNT] = [$($label),+];
 
             /// The label value.
             pub const fn label(self) -> &'static str {
@@ -58,6 +61,16 @@ macro_rules! label_enum {
                     $($label => Some(Self::$variant),)+
                     _ => None,
                 }
+            }
+        }
+
+        #[allow(dead_code)]
+        impl $name {
+            /// The variant whose label is `s` without regard to ASCII case or surrounding blanks (for values an
+            /// operator types: settings and flags).
+            pub fn parse_ignore_case(s: &str) -> Option<Self> {
+                let s = s.trim();
+                Self::ALL.into_iter().find(|v| v.label().eq_ignore_ascii_case(s))
             }
         }
 

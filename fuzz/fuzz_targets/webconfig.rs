@@ -1,4 +1,4 @@
-//! The `--web.config.file` side of src/http/webconfig/: `parse` (saphyr-parser's events into the line-numbered
+//! The `--web.config.file` side of src/config/webconfig/ and src/http/webconfig/: `parse` (saphyr-parser's events into the line-numbered
 //! tree of `node`, then the strict decoding of every toolkit section) and the `Authorization: Basic` header
 //! decoder (the bcrypt check itself is a library call, deliberately far too slow to fuzz).
 //!
@@ -13,7 +13,8 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use dashflow_prometheus_exporter::http::webconfig::{is_bcrypt_hash, parse, parse_basic_auth, Pem};
+use dashflow_prometheus_exporter::config::webconfig::{is_bcrypt_hash, parse, Pem};
+use dashflow_prometheus_exporter::http::webconfig::parse_basic_auth;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -27,14 +27,9 @@ pub struct NativeConfig {
     pub schema: i8,
     /// Zero bucket half-width (finite, >= 0).
     pub zero_threshold: f64,
-    /// Widest bucket range per sign, [`MIN_NATIVE_BUCKETS`]..=[`MAX_NATIVE_BUCKETS`].
+    /// Widest bucket range per sign (the range of PROMETHEUS_NATIVE_HISTOGRAM_MAX_BUCKETS in the settings table).
     pub max_buckets: u16,
 }
-
-/// At schema -4 every finite positive float lies within 132 buckets (indexes -67..=64), so a limit this wide
-/// can always be met by lowering the schema.
-pub const MIN_NATIVE_BUCKETS: u16 = 132;
-pub const MAX_NATIVE_BUCKETS: u16 = 4096;
 
 impl Default for NativeConfig {
     fn default() -> Self {
@@ -68,7 +63,7 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 fn native(c: &mut Checker<'_>) -> Option<NativeConfig> {
-    let schema = c.integer::<i8>(Setting::PrometheusNativeHistogramSchema, -4, 8);
+    let schema = c.integer::<i8>(Setting::PrometheusNativeHistogramSchema);
     let zero_threshold = c.parsed(
         Setting::PrometheusNativeHistogramZeroThreshold,
         |s| match s.trim().parse::<f64>() {
@@ -77,17 +72,7 @@ fn native(c: &mut Checker<'_>) -> Option<NativeConfig> {
         },
         NativeConfig::default().zero_threshold,
     );
-    let max_buckets = c.parsed(
-        Setting::PrometheusNativeHistogramMaxBuckets,
-        |s| match s.trim().parse::<u16>() {
-            Ok(n) if n == 0 || (MIN_NATIVE_BUCKETS..=MAX_NATIVE_BUCKETS).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "expected 0 (native histograms off) or an integer in {MIN_NATIVE_BUCKETS}..={MAX_NATIVE_BUCKETS} \
-(at schema -4 every finite value fits in {MIN_NATIVE_BUCKETS} buckets)"
-            )),
-        },
-        NativeConfig::default().max_buckets,
-    );
+    let max_buckets = c.zero_or_integer::<u16>(Setting::PrometheusNativeHistogramMaxBuckets);
     (max_buckets > 0).then_some(NativeConfig { schema, zero_threshold, max_buckets })
 }
 

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use super::raw::{Origin, RawSettings};
 use super::secret_file;
-use super::setting::Setting;
+use super::setting::{Allowed, Setting};
+use crate::table::Label;
 
 /// One invalid value.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,10 +140,18 @@ impl<'a> Checker<'a> {
         v
     }
 
-    pub fn integer<T>(&mut self, s: Setting, min: T, max: T) -> T
+    /// A whole number in the range the settings table gives `s` ([`Allowed::Integer`]); the problem (and the
+    /// range's lower end) when it is not one.
+    pub fn integer<T>(&mut self, s: Setting) -> T
     where
-        T: std::str::FromStr + PartialOrd + Copy + fmt::Display,
+        T: std::str::FromStr + TryFrom<i64> + PartialOrd + Copy + fmt::Display,
     {
+        let Allowed::Integer(min, max) = s.allowed() else {
+            panic!("{} is not a whole number in a range in the settings table", s.env())
+        };
+        let bound =
+            |b: i64| T::try_from(b).unwrap_or_else(|_| panic!("{}'s range {min}..={max} fits its type", s.env()));
+        let (min, max) = (bound(min), bound(max));
         let (v, _) = self.value(s);
         match v.trim().parse::<T>() {
             Ok(n) if n >= min && n <= max => n,
@@ -153,17 +162,40 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// One of `allowed`, compared without regard to case; `None` when unset or not allowed.
-    pub fn choice(&mut self, s: Setting, allowed: &[&'static str]) -> Option<&'static str> {
-        let (v, _) = self.raw.get(s)?;
-        let lower = v.trim().to_ascii_lowercase();
-        match allowed.iter().find(|a| a.to_ascii_lowercase() == lower) {
-            Some(a) => Some(a),
-            None => {
-                self.fail(s, &v, format!("expected one of: {}", allowed.join(", ")));
-                None
+    /// 0 (off), or a whole number in the range the settings table gives `s` ([`Allowed::ZeroOrInteger`]); the
+    /// problem (and 0) when it is neither.
+    pub fn zero_or_integer<T>(&mut self, s: Setting) -> T
+    where
+        T: std::str::FromStr + TryFrom<i64> + PartialOrd + Copy + fmt::Display + Default,
+    {
+        let Allowed::ZeroOrInteger(min, max) = s.allowed() else {
+            panic!("{} is not 0-or-a-range in the settings table", s.env())
+        };
+        let bound =
+            |b: i64| T::try_from(b).unwrap_or_else(|_| panic!("{}'s range {min}..={max} fits its type", s.env()));
+        let (min, max) = (bound(min), bound(max));
+        let (v, _) = self.value(s);
+        match v.trim().parse::<T>() {
+            Ok(n) if n == T::default() || (n >= min && n <= max) => n,
+            _ => {
+                self.fail(s, &v, format!("expected 0 (off) or a whole number in {min}..={max}"));
+                T::default()
             }
         }
+    }
+
+    /// The word in force for `s` (given, or the default) as the enum `E` whose labels are the setting's
+    /// [`Allowed::Choice`], compared without regard to case; `None` when unset without a default. A word not
+    /// allowed is a problem naming the words that are, and stands for the default meanwhile.
+    pub fn choice<E: Label>(&mut self, s: Setting) -> Option<E> {
+        let parse = |v: &str| E::all().iter().copied().find(|e| e.label().eq_ignore_ascii_case(v.trim()));
+        let (v, _) = self.raw.get(s)?;
+        if let Some(e) = parse(&v) {
+            return Some(e);
+        }
+        let words: Vec<&str> = E::all().iter().map(|e| e.label()).collect();
+        self.fail(s, &v, format!("expected one of: {}", words.join(", ")));
+        s.default().and_then(parse)
     }
 
     /// A parsed value, or the problem `parse` names (and `fallback`).

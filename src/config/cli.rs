@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 
+pub use super::choices::KeyMode;
+use super::flags::{raw_settings, setting_arg, with_settings};
 use super::raw::RawSettings;
-use super::setting::{FlagKind, Setting};
+use super::setting::Setting;
 
 /// What `produce` and `tail` read (what `ToolConfig` validates); their `--brokers` and `--topic` are the
 /// flags of the first two.
@@ -54,15 +56,14 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// How `produce` keys records (and so spreads them over partitions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyMode {
-    /// The session (thread) id, as DashFlow producers do: a session stays on one partition.
-    Session,
-    /// A random key per record: even spread.
-    Random,
-    /// No key: librdkafka's partitioner decides.
-    None,
+/// `--partitions-key` takes [`KeyMode`]'s words (clap lists them in `--help` and matches them ignoring case).
+impl clap::ValueEnum for KeyMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &KeyMode::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.label()))
+    }
 }
 
 #[derive(Debug)]
@@ -137,56 +138,6 @@ pub struct MockBrokerArgs {
     pub partitions: i32,
     /// Brokers in the cluster (ids 1..=N).
     pub brokers: i32,
-}
-
-/// The flag of one setting; its id is the variable's name.
-fn setting_arg(s: Setting) -> Arg {
-    let mut help = format!("{} [env: {}]", s.help(), s.env());
-    if let Some(d) = s.default() {
-        help.push_str(&format!(" [default: {d}]"));
-    }
-    let arg = Arg::new(s.env()).long(s.flag()).help(help).help_heading("Configuration");
-    match s.flag_kind() {
-        FlagKind::Value => arg.value_name("VALUE"),
-        FlagKind::Repeated => arg.value_name("VALUE").action(ArgAction::Append),
-        FlagKind::Switch => arg.action(ArgAction::SetTrue),
-    }
-}
-
-/// A flag's value as the variable would hold it: repeated values joined by commas, a switch as "true".
-fn flag_value(m: &ArgMatches, id: &str) -> Option<String> {
-    match Setting::ALL.iter().find(|s| s.env() == id).map(|s| s.flag_kind()) {
-        Some(FlagKind::Repeated) => m.get_many::<String>(id).map(|v| v.cloned().collect::<Vec<_>>().join(",")),
-        Some(FlagKind::Switch) => m.get_flag(id).then(|| "true".to_string()),
-        _ => m.get_one::<String>(id).cloned(),
-    }
-}
-
-/// The flag of a secret setting's file twin (`--kafka-sasl-password-file`); its id is the twin variable's name.
-fn file_arg(s: Setting) -> Option<Arg> {
-    let (env, flag) = (s.file_env()?, s.file_flag()?);
-    let help = format!(
-        "File holding the value of --{} (read once at start, one trailing newline removed; for Docker secrets and systemd credentials) [env: {env}]",
-        s.flag()
-    );
-    Some(Arg::new(env).long(flag).value_name("PATH").help(help).help_heading("Configuration"))
-}
-
-/// Adds one flag per setting to a command, and the file twin's flag after each secret one.
-fn with_settings(cmd: Command, settings: &[Setting]) -> Command {
-    settings.iter().fold(cmd, |cmd, &s| {
-        let cmd = cmd.arg(setting_arg(s));
-        match file_arg(s) {
-            Some(twin) => cmd.arg(twin),
-            None => cmd,
-        }
-    })
-}
-
-/// The raw values of `settings` (all defined on the command that produced `m`, with their file twins): flags,
-/// then variables.
-fn raw_settings(m: &ArgMatches, settings: &[Setting], env: impl Fn(&str) -> Option<String>) -> RawSettings {
-    RawSettings::collect(settings, |id| flag_value(m, id), env)
 }
 
 fn ratio(name: &'static str, default: &'static str, help: &'static str) -> Arg {
@@ -277,7 +228,8 @@ fn produce() -> Command {
         .arg(
             Arg::new("partitions-key")
                 .long("partitions-key")
-                .value_parser(["session", "random", "none"])
+                .value_parser(clap::builder::EnumValueParser::<KeyMode>::new())
+                .ignore_case(true)
                 .default_value("session")
                 .help("Record key: the session id (as DashFlow producers), a random key, or none"),
         )
@@ -553,11 +505,7 @@ where
             rate: given(m, "rate"),
             count: given(m, "count"),
             seed: given(m, "seed"),
-            keys: match m.get_one::<String>("partitions-key").map(String::as_str) {
-                Some("random") => KeyMode::Random,
-                Some("none") => KeyMode::None,
-                _ => KeyMode::Session,
-            },
+            keys: given(m, "partitions-key"),
             pass_rate: given(m, "pass-rate"),
             zstd_ratio: given(m, "zstd-ratio"),
             legacy_ratio: given(m, "legacy-ratio"),

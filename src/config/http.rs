@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::check::Checker;
 use super::setting::Setting;
-use crate::http::webconfig::WebConfigFile;
+use super::webconfig::{load_file, WebConfigFile};
 
 /// Where the HTTP server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,15 +54,15 @@ pub struct HttpConfig {
 impl HttpConfig {
     pub(crate) fn check(c: &mut Checker<'_>) -> HttpConfig {
         let bind_ip = c.parsed(Setting::MetricsBindIp, parse_bind_ip, IpAddr::from([0, 0, 0, 0]));
-        let port = c.integer::<u16>(Setting::MetricsPort, 0, 65535);
-        let threads = c.integer::<usize>(Setting::MetricsHttpThreads, 1, 16);
-        let max_connections = c.integer::<usize>(Setting::MetricsMaxConnections, 1, 10_000);
-        let shutdown_linger = Duration::from_secs(c.integer::<u64>(Setting::MetricsShutdownLingerSecs, 0, 60));
-        let timeout = Duration::from_secs(c.integer::<u64>(Setting::MetricsHttpTimeoutSecs, 1, 300));
-        let header_timeout = Duration::from_secs(c.integer::<u64>(Setting::MetricsHttpHeaderTimeoutSecs, 1, 300));
+        let port = c.integer::<u16>(Setting::MetricsPort);
+        let threads = c.integer::<usize>(Setting::MetricsHttpThreads);
+        let max_connections = c.integer::<usize>(Setting::MetricsMaxConnections);
+        let shutdown_linger = Duration::from_secs(c.integer::<u64>(Setting::MetricsShutdownLingerSecs));
+        let timeout = Duration::from_secs(c.integer::<u64>(Setting::MetricsHttpTimeoutSecs));
+        let header_timeout = Duration::from_secs(c.integer::<u64>(Setting::MetricsHttpHeaderTimeoutSecs));
         let web_config = match c.explicit(Setting::WebConfigFile) {
             None => None,
-            Some(p) => match crate::http::webconfig::load_file(Path::new(&p)) {
+            Some(p) => match load_file(Path::new(&p)) {
                 Ok(file) => Some(file),
                 Err(e) => {
                     c.fail(Setting::WebConfigFile, &p, format!("expected a valid exporter-toolkit web config: {e}"));

@@ -8,38 +8,10 @@ use std::path::{Path, PathBuf};
 use rdkafka::config::ClientConfig;
 
 use super::check::Checker;
+pub use super::choices::{AddressFamily, EndpointAlgorithm, OffsetReset, SaslMechanism, SecurityProtocol};
+pub(crate) use super::redact::is_secret_property;
+pub use super::redact::{masked, printable_error, Secret};
 use super::setting::Setting;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OffsetReset {
-    Earliest,
-    Latest,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "plaintext",
-            SecurityProtocol::Ssl => "ssl",
-            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
-            SecurityProtocol::SaslSsl => "sasl_ssl",
-        }
-    }
-    pub fn uses_ssl(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-    pub fn uses_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
-    }
-}
 
 /// The assignors of `partition.assignment.strategy` that this exporter offers, by librdkafka's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,28 +38,6 @@ impl Assignor {
     }
 }
 
-/// A secret value (a password): its `Debug` shows `***`, so printing a configuration (a log line, a panic
-/// message, `{:?}` anywhere) cannot reveal it; [`Secret::expose`] is the one way to the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, for librdkafka.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 /// Everything the Kafka side needs.
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
@@ -99,55 +49,16 @@ pub struct KafkaConfig {
     /// `partition.assignment.strategy`, in the operator's order: eager assignors, or cooperative-sticky alone.
     pub assignment_strategy: Vec<Assignor>,
     pub security_protocol: SecurityProtocol,
-    pub sasl_mechanism: Option<String>,
+    pub sasl_mechanism: Option<SaslMechanism>,
     pub sasl_username: Option<String>,
     pub sasl_password: Option<Secret>,
     pub ssl_ca_location: Option<PathBuf>,
     pub ssl_certificate_location: Option<PathBuf>,
     pub ssl_key_location: Option<PathBuf>,
     pub ssl_key_password: Option<Secret>,
-    pub ssl_endpoint_algorithm: String,
-    pub broker_address_family: String,
+    pub ssl_endpoint_algorithm: EndpointAlgorithm,
+    pub broker_address_family: AddressFamily,
     pub extra_properties: Vec<(String, String)>,
-}
-
-/// librdkafka property names whose values must never be printed.
-pub(crate) fn is_secret_property(key: &str) -> bool {
-    let k = key.trim().to_ascii_lowercase();
-    SENSITIVE_PROPERTIES.contains(&k.as_str())
-        || [".password", ".pem", ".secret", ".passphrase"].iter().any(|end| k.ends_with(end))
-        || ["password", "secret"].iter().any(|word| k.contains(word))
-}
-
-/// The properties librdkafka itself marks sensitive (`_RK_SENSITIVE` in `rdkafka_conf.c`, 2.12) and redacts
-/// from its own dumps, but for `sasl.username`: a name, not a secret, which `check-config` shows anyway as
-/// `KAFKA_SASL_USERNAME` and an operator needs to see when a login fails. `is_secret_property` also masks
-/// anything named like a password, key or secret.
-const SENSITIVE_PROPERTIES: [&str; 12] = [
-    "ssl.key.location",
-    "ssl.key.password",
-    "ssl.key.pem",
-    "ssl_key",
-    "ssl.ca.pem",
-    "ssl.keystore.password",
-    "sasl.password",
-    "sasl.oauthbearer.config",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.assertion.private.key.file",
-    "sasl.oauthbearer.assertion.private.key.passphrase",
-    "sasl.oauthbearer.assertion.private.key.pem",
-];
-
-/// A Kafka client error as it may be printed: rust-rdkafka's text of a refused property ends with the value
-/// (and librdkafka's own description may quote it), so for a secret property the value is masked.
-pub fn printable_error(e: &rdkafka::error::KafkaError) -> String {
-    match e {
-        rdkafka::error::KafkaError::ClientConfig(_, desc, key, value) if is_secret_property(key) => {
-            let desc = if value.is_empty() { desc.clone() } else { desc.replace(value.as_str(), "***") };
-            format!("Client config error: {desc} {key} ***")
-        }
-        other => other.to_string(),
-    }
 }
 
 /// An rdkafka configuration holding `props`, in order (a later property overrides an earlier one).
@@ -164,12 +75,12 @@ impl KafkaConfig {
     pub fn client_properties(&self) -> Vec<(String, String)> {
         let mut p: Vec<(String, String)> = vec![
             ("bootstrap.servers".into(), self.brokers.clone()),
-            ("broker.address.family".into(), self.broker_address_family.clone()),
+            ("broker.address.family".into(), self.broker_address_family.label().into()),
             ("security.protocol".into(), self.security_protocol.as_str().into()),
         ];
         if self.security_protocol.uses_sasl() {
             if let Some(m) = &self.sasl_mechanism {
-                p.push(("sasl.mechanism".into(), m.clone()));
+                p.push(("sasl.mechanism".into(), m.label().into()));
             }
             if let Some(u) = &self.sasl_username {
                 p.push(("sasl.username".into(), u.clone()));
@@ -192,7 +103,7 @@ impl KafkaConfig {
             if let Some(v) = &self.ssl_key_password {
                 p.push(("ssl.key.password".into(), v.expose().to_string()));
             }
-            p.push(("ssl.endpoint.identification.algorithm".into(), self.ssl_endpoint_algorithm.clone()));
+            p.push(("ssl.endpoint.identification.algorithm".into(), self.ssl_endpoint_algorithm.label().into()));
         }
         p
     }
@@ -201,10 +112,7 @@ impl KafkaConfig {
     /// operator's extra properties (so they can override anything).
     pub fn consumer_properties(&self) -> Vec<(String, String)> {
         let mut p = self.client_properties();
-        let reset = match self.auto_offset_reset {
-            OffsetReset::Earliest => "earliest",
-            OffsetReset::Latest => "latest",
-        };
+        let reset = self.auto_offset_reset.label();
         p.extend(
             [
                 ("group.id", self.group_id.as_str()),
@@ -243,20 +151,12 @@ impl KafkaConfig {
         client_config_of(&self.consumer_properties())
     }
 
-    /// A property list with secret values replaced, for logs.
-    pub fn masked(props: &[(String, String)]) -> Vec<(String, String)> {
-        props.iter().map(|(k, v)| (k.clone(), if is_secret_property(k) { "***".into() } else { v.clone() })).collect()
-    }
-
     pub(crate) fn check(c: &mut Checker<'_>) -> KafkaConfig {
         let brokers = c.non_empty_string(Setting::KafkaBrokers);
         let topic = c.non_empty_string(Setting::KafkaTopic);
         let group_id = c.non_empty_string(Setting::KafkaGroupId);
-        let auto_offset_reset = match c.choice(Setting::KafkaAutoOffsetReset, &["earliest", "latest"]) {
-            Some("latest") => OffsetReset::Latest,
-            _ => OffsetReset::Earliest,
-        };
-        let session_timeout_ms = c.integer::<u32>(Setting::KafkaSessionTimeoutMs, 3000, 3_600_000);
+        let auto_offset_reset = c.choice(Setting::KafkaAutoOffsetReset).unwrap_or(OffsetReset::Earliest);
+        let session_timeout_ms = c.integer::<u32>(Setting::KafkaSessionTimeoutMs);
         let assignment_strategy = c.parsed(
             Setting::KafkaPartitionAssignmentStrategy,
             parse_assignment_strategy,
@@ -265,10 +165,8 @@ impl KafkaConfig {
         let extra_properties = extra_properties(c);
         let (security_protocol, sasl_mechanism, sasl_username, sasl_password) = sasl(c);
         let ssl = Ssl::check(c, security_protocol);
-        let broker_address_family = match c.explicit(Setting::KafkaBrokerAddressFamily) {
-            Some(_) => c.choice(Setting::KafkaBrokerAddressFamily, &["any", "v4", "v6"]).unwrap_or("any").to_string(),
-            None => auto_address_family(&brokers).to_string(),
-        };
+        let broker_address_family =
+            c.choice(Setting::KafkaBrokerAddressFamily).unwrap_or_else(|| auto_address_family(&brokers));
         KafkaConfig {
             brokers,
             topic,
@@ -334,17 +232,9 @@ fn extra_properties(c: &mut Checker<'_>) -> Vec<(String, String)> {
 }
 
 /// The security protocol and the SASL mechanism and credentials (username and password come as a pair).
-fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<String>, Option<String>, Option<Secret>) {
-    let security_protocol =
-        match c.choice(Setting::KafkaSecurityProtocol, &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]) {
-            Some("ssl") => SecurityProtocol::Ssl,
-            Some("sasl_plaintext") => SecurityProtocol::SaslPlaintext,
-            Some("sasl_ssl") => SecurityProtocol::SaslSsl,
-            _ => SecurityProtocol::Plaintext,
-        };
-    let mut mechanism = c
-        .choice(Setting::KafkaSaslMechanism, &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"])
-        .map(str::to_string);
+fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<SaslMechanism>, Option<String>, Option<Secret>) {
+    let security_protocol = c.choice(Setting::KafkaSecurityProtocol).unwrap_or(SecurityProtocol::Plaintext);
+    let mut mechanism = c.choice(Setting::KafkaSaslMechanism);
     let username = c.explicit(Setting::KafkaSaslUsername);
     let password = c.explicit(Setting::KafkaSaslPassword);
     match (&username, &password) {
@@ -353,9 +243,8 @@ fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<String>, Option<String
         _ => {}
     }
     if security_protocol.uses_sasl() {
-        let m = mechanism.get_or_insert_with(|| "PLAIN".into()).clone();
-        let needs_credentials = matches!(m.as_str(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512");
-        if needs_credentials && username.is_none() && password.is_none() {
+        let m = *mechanism.get_or_insert(SaslMechanism::Plain);
+        if m.needs_credentials() && username.is_none() && password.is_none() {
             let (p, _) = c.value(Setting::KafkaSecurityProtocol);
             c.fail(
                 Setting::KafkaSecurityProtocol,
@@ -369,7 +258,7 @@ fn sasl(c: &mut Checker<'_>) -> (SecurityProtocol, Option<String>, Option<String
             security_protocol.as_str()
         ));
     }
-    (security_protocol, mechanism, username, password.map(Secret))
+    (security_protocol, mechanism, username, password.map(Secret::new))
 }
 
 /// The TLS settings of the Kafka clients.
@@ -378,7 +267,7 @@ struct Ssl {
     certificate_location: Option<PathBuf>,
     key_location: Option<PathBuf>,
     key_password: Option<Secret>,
-    endpoint_algorithm: String,
+    endpoint_algorithm: EndpointAlgorithm,
 }
 
 impl Ssl {
@@ -392,7 +281,7 @@ impl Ssl {
         };
         let certificate_location = c.path(Setting::KafkaSslCertificateLocation, ssl);
         let key_location = c.path(Setting::KafkaSslKeyLocation, ssl);
-        let key_password = c.explicit(Setting::KafkaSslKeyPassword).map(Secret);
+        let key_password = c.explicit(Setting::KafkaSslKeyPassword).map(Secret::new);
         match (&certificate_location, &key_location) {
             (Some(cert), None) => c.fail(
                 Setting::KafkaSslCertificateLocation,
@@ -413,8 +302,8 @@ impl Ssl {
             ));
         }
         let endpoint_algorithm = match c.explicit(Setting::KafkaSslEndpointAlgorithm) {
-            Some(s) if s.is_empty() => "none".to_string(),
-            _ => c.choice(Setting::KafkaSslEndpointAlgorithm, &["https", "none"]).unwrap_or("https").to_string(),
+            Some(s) if s.is_empty() => EndpointAlgorithm::None,
+            _ => c.choice(Setting::KafkaSslEndpointAlgorithm).unwrap_or(EndpointAlgorithm::Https),
         };
         Ssl { ca_location, certificate_location, key_location, key_password, endpoint_algorithm }
     }
@@ -435,7 +324,7 @@ fn broker_host(entry: &str) -> &str {
 
 /// The address family librdkafka should use when none is configured: loopback brokers are pinned to the family
 /// of their loopback address (so `localhost` does not try `::1` first against an IPv4-only broker).
-pub fn auto_address_family(brokers: &str) -> &'static str {
+pub fn auto_address_family(brokers: &str) -> AddressFamily {
     let mut v4 = false;
     let mut v6 = false;
     for entry in brokers.split(',') {
@@ -447,9 +336,9 @@ pub fn auto_address_family(brokers: &str) -> &'static str {
         }
     }
     match (v4, v6) {
-        (true, false) => "v4",
-        (false, true) => "v6",
-        _ => "any",
+        (true, false) => AddressFamily::V4,
+        (false, true) => AddressFamily::V6,
+        _ => AddressFamily::Any,
     }
 }
 
@@ -457,49 +346,6 @@ pub fn auto_address_family(brokers: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn librdkafkas_sensitive_properties_are_masked_and_so_are_their_values_in_errors() {
-        for k in SENSITIVE_PROPERTIES {
-            assert!(is_secret_property(k), "{k}");
-        }
-        for k in ["SSL.KEY.PEM", "sasl.oauthbearer.client.secret", "ssl.truststore.password", "x.passphrase"] {
-            assert!(is_secret_property(k), "{k}");
-        }
-        for k in ["bootstrap.servers", "ssl.certificate.location", "client.id", "fetch.max.bytes"] {
-            assert!(!is_secret_property(k), "{k}");
-        }
-        let key = "-----BEGIN PRIVATE KEY-----abc";
-        let masked = KafkaConfig::masked(&[("ssl.key.pem".into(), key.into()), ("client.id".into(), "me".into())]);
-        assert_eq!(masked, [("ssl.key.pem".to_string(), "***".to_string()), ("client.id".into(), "me".into())]);
-        // A property librdkafka refuses: rust-rdkafka's text ends with the value; ours masks it, also where
-        // librdkafka's description quotes it.
-        // librdkafka built without libcurl (as here) refuses OIDC's client secret, as the issue saw.
-        let Err(refused) = client_config_of(&[("sasl.oauthbearer.client.secret".into(), "hunter2-value".into())])
-            .create_native_config()
-        else {
-            panic!("librdkafka accepted sasl.oauthbearer.client.secret");
-        };
-        assert!(refused.to_string().contains("hunter2-value"), "rust-rdkafka's own text: {refused}");
-        let plain = rdkafka::error::KafkaError::ClientConfig(
-            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
-            "Invalid value \"s3cr3t\" for configuration property \"sasl.password\"".into(),
-            "sasl.password".into(),
-            "s3cr3t".into(),
-        );
-        assert!(plain.to_string().contains("s3cr3t"), "rust-rdkafka's own text shows it");
-        assert_eq!(
-            printable_error(&plain),
-            "Client config error: Invalid value \"***\" for configuration property \"sasl.password\" sasl.password ***"
-        );
-        let not_secret = rdkafka::error::KafkaError::ClientConfig(
-            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
-            "No such configuration property: \"fetch.maxx\"".into(),
-            "fetch.maxx".into(),
-            "7".into(),
-        );
-        assert_eq!(printable_error(&not_secret), not_secret.to_string(), "others as rust-rdkafka says them");
-        assert!(!printable_error(&refused).contains("hunter2"), "{}", printable_error(&refused));
-    }
     use crate::config::testing::{errs, ok, raw};
     use crate::config::{Config, ConfigErrors};
 
@@ -573,7 +419,7 @@ mod tests {
         assert_eq!(get("sasl.username"), Some("alice"));
         assert_eq!(get("sasl.password"), Some("s3cret"));
         assert_eq!(get("ssl.endpoint.identification.algorithm"), Some("none"));
-        let masked = KafkaConfig::masked(&p);
+        let masked = masked(&p);
         assert!(masked.iter().all(|(_, v)| v != "s3cret"));
         let described = Config::describe(&raw(&[("KAFKA_SASL_PASSWORD", "s3cret")])).join("\n");
         assert!(described.contains("KAFKA_SASL_PASSWORD=*** (env)"));
@@ -616,16 +462,16 @@ mod tests {
 
     #[test]
     fn address_family_auto_detection() {
-        assert_eq!(auto_address_family("localhost:9092"), "v4");
-        assert_eq!(auto_address_family("LOCALHOST:9092"), "v4");
-        assert_eq!(auto_address_family("127.0.0.1:9092,kafka:9092"), "v4");
-        assert_eq!(auto_address_family("127.1.2.3:9092"), "v4");
-        assert_eq!(auto_address_family("[::1]:9092"), "v6");
-        assert_eq!(auto_address_family("::1"), "v6");
-        assert_eq!(auto_address_family("kafka-1:9092,kafka-2:9092"), "any");
-        assert_eq!(auto_address_family("[2001:db8::1]:9092"), "any");
-        assert_eq!(auto_address_family("localhost:9092,[::1]:9093"), "any");
-        assert_eq!(ok(&[("KAFKA_BROKER_ADDRESS_FAMILY", "V6")]).kafka.broker_address_family, "v6");
+        assert_eq!(auto_address_family("localhost:9092"), AddressFamily::V4);
+        assert_eq!(auto_address_family("LOCALHOST:9092"), AddressFamily::V4);
+        assert_eq!(auto_address_family("127.0.0.1:9092,kafka:9092"), AddressFamily::V4);
+        assert_eq!(auto_address_family("127.1.2.3:9092"), AddressFamily::V4);
+        assert_eq!(auto_address_family("[::1]:9092"), AddressFamily::V6);
+        assert_eq!(auto_address_family("::1"), AddressFamily::V6);
+        assert_eq!(auto_address_family("kafka-1:9092,kafka-2:9092"), AddressFamily::Any);
+        assert_eq!(auto_address_family("[2001:db8::1]:9092"), AddressFamily::Any);
+        assert_eq!(auto_address_family("localhost:9092,[::1]:9093"), AddressFamily::Any);
+        assert_eq!(ok(&[("KAFKA_BROKER_ADDRESS_FAMILY", "V6")]).kafka.broker_address_family, AddressFamily::V6);
         assert_eq!(errs(&[("KAFKA_BROKER_ADDRESS_FAMILY", "ipv4")])[0].setting.env(), "KAFKA_BROKER_ADDRESS_FAMILY");
     }
 

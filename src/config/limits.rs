@@ -20,9 +20,9 @@ pub(crate) struct Limits {
 impl Limits {
     pub fn check(c: &mut Checker<'_>) -> Limits {
         let max_payload_bytes = max_payload_bytes(c);
-        let session_timeout = Duration::from_secs(c.integer::<u64>(Setting::PrometheusSessionTimeoutSecs, 1, 604_800));
-        let session_max_tracked = c.integer::<usize>(Setting::PrometheusSessionMaxTracked, 1, 10_000_000);
-        let ingest_nice = c.integer::<i32>(Setting::KafkaIngestNice, 0, 19);
+        let session_timeout = Duration::from_secs(c.integer::<u64>(Setting::PrometheusSessionTimeoutSecs));
+        let session_max_tracked = c.integer::<usize>(Setting::PrometheusSessionMaxTracked);
+        let ingest_nice = c.integer::<i32>(Setting::KafkaIngestNice);
         let quality_pass_threshold = quality_pass_threshold(c);
         Limits { max_payload_bytes, session_timeout, session_max_tracked, ingest_nice, quality_pass_threshold }
     }
@@ -43,7 +43,7 @@ fn quality_pass_threshold(c: &mut Checker<'_>) -> Option<f64> {
 
 /// `DASHSTREAM_MAX_PAYLOAD_BYTES`: the largest record, and the largest decompressed record, accepted.
 pub(crate) fn max_payload_bytes(c: &mut Checker<'_>) -> usize {
-    c.integer::<usize>(Setting::DashstreamMaxPayloadBytes, 1024, 1 << 30)
+    c.integer::<usize>(Setting::DashstreamMaxPayloadBytes)
 }
 
 #[cfg(test)]

@@ -8,15 +8,19 @@
 
 pub mod buckets;
 mod check;
+pub mod choices;
 pub mod cli;
+mod flags;
 pub mod http;
 pub mod kafka;
 mod limits;
 mod log_level;
 pub mod raw;
+mod redact;
 pub mod remote_write;
 mod secret_file;
 pub mod setting;
+pub mod webconfig;
 
 use std::time::Duration;
 
@@ -28,6 +32,7 @@ pub use http::{HttpConfig, Listen, ListenAddr};
 pub use kafka::{auto_address_family, KafkaConfig, OffsetReset, Secret, SecurityProtocol};
 pub use raw::{Origin, RawSettings};
 pub use remote_write::RemoteWriteConfig;
+pub use setting::Allowed;
 pub use setting::Setting;
 
 use check::Checker;
@@ -170,7 +175,7 @@ mod tests {
         assert_eq!(c.kafka.auto_offset_reset, OffsetReset::Earliest);
         assert_eq!(c.kafka.session_timeout_ms, 30000);
         assert_eq!(c.kafka.security_protocol, SecurityProtocol::Plaintext);
-        assert_eq!(c.kafka.broker_address_family, "v4");
+        assert_eq!(c.kafka.broker_address_family, crate::config::kafka::AddressFamily::V4);
         assert_eq!(c.http.port, 9190);
         assert_eq!(c.http.bind_ip.to_string(), "0.0.0.0");
         assert_eq!(c.max_payload_bytes, 10 * 1024 * 1024);

@@ -158,6 +158,10 @@ label_enum! {
 /// Maps a raw category to its label. Matching ignores ASCII case and surrounding white space (the original
 /// accepted only three spellings per value, so `sImple` became `Unknown`).
 pub fn normalize_category(raw: &str) -> Category {
+    // A label spelled exactly (what producers send) is itself: one compare instead of a case-blind scan.
+    if let Some(c) = Category::from_label(raw) {
+        return c;
+    }
     let s = raw.trim();
     Category::ALL.into_iter().find(|c| c.label().eq_ignore_ascii_case(s)).unwrap_or(Category::Unknown)
 }

@@ -5,6 +5,8 @@
 //! accept (a test compares both on generated and mutated records), and [`classify`] is the same
 //! classification over the prost types (the reference path).
 
+use crate::decode::alert::{read_event, AlertType, ALERT_TYPE_ATTRIBUTE, LOW_QUALITY_ALERT};
+use crate::decode::header::read_header;
 use crate::decode::keys::MetricKey;
 use crate::decode::quality::{Fields, QualityView, Val};
 use crate::decode::wire::{Reader, WireError, FIXED64, LEN, VARINT};
@@ -40,10 +42,6 @@ label_enum! {
         Empty => "empty",
     }
 }
-
-/// The event attribute that names an alert, and the value QualityMonitor gives a low-quality alert.
-pub const ALERT_TYPE_ATTRIBUTE: &str = "alert_type";
-pub const LOW_QUALITY_ALERT: &str = "LOW_QUALITY";
 
 /// A branch of the `DashStreamMessage` oneof.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,7 +92,7 @@ pub fn classify(msg: &DashStreamMessage) -> Decoded<'_> {
 }
 
 fn decoded(fields: Fields<'_>) -> Decoded<'_> {
-    match fields.into_view() {
+    match fields.view() {
         Ok(v) => Decoded::Quality(v),
         Err(scope) => Decoded::WrongScope(scope),
     }
@@ -175,145 +173,6 @@ fn read_metrics<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> 
                 f.tag(key, val);
             }
             _ => r.skip(field, wire, 1)?,
-        }
-    }
-    Ok(())
-}
-
-fn read_header<'a>(f: &mut Fields<'a>, buf: &'a [u8]) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                f.message_id = r.bytes()?;
-            }
-            7 => {
-                Reader::expect(wire, LEN)?;
-                r.bytes()?;
-            }
-            3 => {
-                Reader::expect(wire, LEN)?;
-                r.str()?;
-            }
-            4 => {
-                Reader::expect(wire, LEN)?;
-                f.thread_id = r.str()?;
-            }
-            2 => {
-                Reader::expect(wire, VARINT)?;
-                // int64: the varint is the two's-complement bit pattern, as prost reads it.
-                f.timestamp_us = r.varint()? as i64;
-            }
-            5 | 6 | 8 | 9 => {
-                Reader::expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            _ => r.skip(field, wire, 2)?,
-        }
-    }
-    Ok(())
-}
-
-/// What an `Event`'s `alert_type` attribute holds, as far as the exporter cares (the last entry of the name
-/// wins, as map insertion does).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AlertType {
-    Absent,
-    LowQuality,
-    /// Another value, or a value of another type.
-    Other,
-}
-
-/// Reads one occurrence of an `Event` message, checking it as the generated types do; only the
-/// `alert_type` attribute is kept.
-fn read_event(alert: &mut AlertType, buf: &[u8]) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                read_header(&mut Fields::default(), r.bytes()?)?; // checked, not kept
-            }
-            2 | 5 => {
-                Reader::expect(wire, VARINT)?;
-                r.varint()?;
-            }
-            3 | 6 => {
-                Reader::expect(wire, LEN)?;
-                r.str()?;
-            }
-            4 => {
-                Reader::expect(wire, LEN)?;
-                if let Some(a) = attribute_entry(r.bytes()?)? {
-                    *alert = a;
-                }
-            }
-            _ => r.skip(field, wire, 1)?,
-        }
-    }
-    Ok(())
-}
-
-/// One `attributes` map entry: what it says about the alert type, or `None` for another attribute.
-fn attribute_entry(buf: &[u8]) -> Result<Option<AlertType>, WireError> {
-    let mut r = Reader::new(buf);
-    let (mut key, mut value) = ("", None);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                key = r.str()?;
-            }
-            2 => {
-                Reader::expect(wire, LEN)?;
-                attribute_value(r.bytes()?, &mut value)?;
-            }
-            _ => r.skip(field, wire, 2)?,
-        }
-    }
-    Ok((key == ALERT_TYPE_ATTRIBUTE).then(|| match value {
-        Some(s) if s == LOW_QUALITY_ALERT => AlertType::LowQuality,
-        _ => AlertType::Other,
-    }))
-}
-
-/// Merges one occurrence of an `AttributeValue` (its last oneof variant wins): `Some(s)` when that is the
-/// string `s`, else `None`.
-fn attribute_value<'a>(buf: &'a [u8], string: &mut Option<&'a str>) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        let (field, wire) = r.key()?;
-        match field {
-            1 => {
-                Reader::expect(wire, LEN)?;
-                *string = Some(r.str()?);
-            }
-            2 | 4 => {
-                Reader::expect(wire, VARINT)?;
-                r.varint()?;
-                *string = None;
-            }
-            3 => {
-                Reader::expect(wire, FIXED64)?;
-                r.fixed64()?;
-                *string = None;
-            }
-            5 => {
-                Reader::expect(wire, LEN)?;
-                r.bytes()?;
-                *string = None;
-            }
-            6 | 7 => {
-                // AttributeArray / AttributeMap: declared empty, their contents checked and skipped.
-                Reader::expect(wire, LEN)?;
-                Reader::new(r.bytes()?).skip_all(4)?;
-                *string = None;
-            }
-            _ => r.skip(field, wire, 3)?,
         }
     }
     Ok(())
@@ -496,20 +355,46 @@ mod tests {
         }
     }
 
-    /// The in-place reader accepts, rejects and reads exactly what the generated prost types do, on valid
-    /// records of every shape and on a quarter of a million mutations of them.
+    /// The in-place reader accepts, rejects and reads exactly what the generated prost types do, and the fast
+    /// path reads exactly what they do whenever it reads a record at all, on valid records of every shape and
+    /// on a quarter of a million mutations of them.
     #[test]
-    fn in_place_reader_agrees_with_prost() {
-        use crate::sim::generator::{Generator, Rng, Traffic};
+    fn in_place_reader_and_fast_path_agree_with_prost() {
+        agree_with_prost(250_000);
+    }
+
+    /// The same on more mutations: `DECODE_MUTATIONS` of them (default 1 200 000); run with
+    /// `cargo test --lib -- --ignored readers_agree_with_prost_long_run`.
+    #[test]
+    #[ignore = "long run"]
+    fn readers_agree_with_prost_long_run() {
+        let n = std::env::var("DECODE_MUTATIONS").map_or(1_200_000, |v| v.parse().expect("a count"));
+        agree_with_prost(n);
+    }
+
+    fn agree_with_prost(mutations: usize) {
+        use crate::sim::generator::{Generator, RecordShape, Rng, Traffic};
         let mut seeds: Vec<Vec<u8>> = Vec::new();
-        let mut g = Generator::new(Traffic { seed: 3, zstd_ratio: 0.0, legacy_ratio: 0.0, ..Traffic::default() });
+        let traffic = Traffic {
+            seed: 3,
+            zstd_ratio: 0.0,
+            legacy_ratio: 0.0,
+            monitor_ratio: 0.1,
+            stamp_from_us: Some(1_796_000_000_000_000),
+            ..Traffic::default()
+        };
+        let mut g = Generator::new(traffic.clone());
+        let mut lean = Generator::new(Traffic { shape: RecordShape::Lean, ..traffic });
         for n in 0..40 {
             seeds.push(QualityRecord::sample(n).message().encode_to_vec());
             seeds.push(g.next_record().message().encode_to_vec());
             let (mut v, mut k) = (Vec::new(), String::new());
             g.next_encoded(&mut v, &mut k);
             seeds.push(v[1..].to_vec()); // hand-written encoder, frame byte dropped
+            lean.next_encoded(&mut v, &mut k);
+            seeds.push(v[1..].to_vec()); // the shape the generator wrote before issue 29
         }
+        let generated = seeds.len();
         let mut r = QualityRecord::sample(1);
         r.thread_id = None;
         seeds.push(r.message().encode_to_vec());
@@ -543,15 +428,24 @@ mod tests {
                 }
             }
         }
+        // Whether prost accepts the record, and whether the fast path read it.
         let check = |body: &[u8]| {
             let ours = scan(body).map(|d| describe(&d)).map_err(drop);
-            assert_eq!(ours, by_prost(body), "disagreement on {body:02x?}");
-            ours.is_ok()
+            let prost = by_prost(body);
+            assert_eq!(ours, prost, "disagreement on {body:02x?}");
+            let fast = crate::decode::fast::scan(body).map(|d| describe(&d));
+            if let Some(f) = &fast {
+                assert_eq!(Ok(f), prost.as_ref(), "the fast path disagrees on {body:02x?}");
+            }
+            (ours.is_ok(), fast.is_some())
         };
-        for s in &seeds {
-            assert!(check(s), "seed must decode: {s:02x?}");
+        for (i, s) in seeds.iter().enumerate() {
+            let (ok, fast) = check(s);
+            assert!(ok, "seed must decode: {s:02x?}");
+            // Every record a DashFlow producer or the generator writes takes the fast path.
+            assert!(fast || i >= generated, "seed {i} takes the fast path: {s:02x?}");
         }
-        let official_ok = official.iter().filter(|b| check(b)).count();
+        let official_ok = official.iter().filter(|b| check(b).0).count();
         assert_eq!(
             (official.len(), official_ok),
             (10, 9),
@@ -563,13 +457,13 @@ mod tests {
             let path = f.unwrap().path();
             if path.extension().is_some_and(|e| e == "bin") {
                 let body = std::fs::read(&path).unwrap()[1..].to_vec(); // every one is 0x00-framed
-                assert_eq!(check(&body), !path.to_string_lossy().contains("truncated"), "{path:?}");
+                assert_eq!(check(&body).0, !path.to_string_lossy().contains("truncated"), "{path:?}");
                 seeds.push(body);
             }
         }
         let mut rng = Rng::new(99);
-        let (mut ok, mut err) = (0, 0);
-        for i in 0..250_000 {
+        let (mut ok, mut err, mut fast, mut fallen_back) = (0, 0, 0, 0);
+        for i in 0..mutations {
             let mut b = seeds[i % seeds.len()].clone();
             for _ in 0..1 + rng.below(3) {
                 if b.is_empty() {
@@ -588,12 +482,18 @@ mod tests {
                     _ => b[at] = [0x00, 0x7f, 0x80, 0xff, 0x0b, 0x0c][rng.below(6)],
                 }
             }
-            if check(&b) {
-                ok += 1;
-            } else {
-                err += 1;
+            match check(&b) {
+                (true, true) => (ok, fast) = (ok + 1, fast + 1),
+                (true, false) => (ok, fallen_back) = (ok + 1, fallen_back + 1),
+                (false, _) => err += 1,
             }
         }
-        assert!(ok > 20_000 && err > 20_000, "mutations exercise both outcomes: {ok} ok, {err} errors");
+        eprintln!("{mutations} mutations: {ok} accepted ({fast} by the fast path, {fallen_back} by the in-place reader), {err} refused");
+        let tenth = mutations / 10;
+        assert!(ok > tenth && err > tenth, "mutations exercise both outcomes: {ok} ok, {err} errors");
+        assert!(
+            fast > tenth / 2 && fallen_back > tenth / 10,
+            "accepted mutations go both ways: {fast} by the fast path, {fallen_back} by the in-place reader"
+        );
     }
 }

@@ -7,9 +7,12 @@
 //! that is not fatal (a missing header, a metric value of the wrong type, a clamped or non-finite number) is
 //! reported in [`Anomalies`] for counting.
 
+pub mod alert;
 pub mod error;
 pub mod event;
+mod fast;
 pub mod framing;
+mod header;
 pub mod id_key;
 pub mod ids;
 pub mod keys;
@@ -37,10 +40,17 @@ impl Decoder {
         Decoder { unframer: Unframer::new(max_payload) }
     }
 
-    /// Decodes one record value, reading the protobuf in place.
+    /// Decodes one record value, reading the protobuf in place: the usual shape through the fast path
+    /// ([`fast`]), anything else through the in-place reader ([`message`]).
+    // Never inlined: one call per record, and the decode stage keeps its own name in profiles
+    // (benches/e2e_callgrind, benches/stages).
+    #[inline(never)]
     pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
         let body = self.unframer.unframe(payload)?;
-        message::scan(body).map_err(|e| DecodeError::InvalidProtobuf(format!("failed to decode Protobuf message: {e}")))
+        if let Some(d) = fast::scan(body) {
+            return Ok(d);
+        }
+        scan_in_place(body)
     }
 
     /// Unframes, decompresses and decodes a record into the generated prost types (the reference
@@ -54,6 +64,17 @@ impl Decoder {
     pub fn unframe<'a>(&'a mut self, payload: &'a [u8]) -> Result<&'a [u8], DecodeError> {
         self.unframer.unframe(payload)
     }
+}
+
+/// Reads an unframed `DashStreamMessage` with the in-place reader alone (no fast path).
+pub fn scan_in_place(body: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+    message::scan(body).map_err(|e| DecodeError::InvalidProtobuf(format!("failed to decode Protobuf message: {e}")))
+}
+
+/// Reads an unframed `DashStreamMessage` with the fast path alone: `None` when it leaves the record to the
+/// in-place reader (tests and the `decode_fast` fuzz target compare it with prost).
+pub fn scan_fast(body: &[u8]) -> Option<Decoded<'_>> {
+    fast::scan(body)
 }
 
 #[cfg(test)]

@@ -148,15 +148,22 @@ impl<'a> Fields<'a> {
         if let Some(k) = TagKey::from_label(key) {
             self.tags[k] = Some(value);
         } else {
-            match Issue::from_label(key) {
-                Some(issue) if issue != Issue::Other => self.issues[issue] = Some(value == ISSUE_TAG_TRUE),
-                _ => self.other_issues.set(key, value == ISSUE_TAG_TRUE),
-            }
+            self.other_tag(key, value);
         }
     }
 
-    /// The event, or `Err(scope)` when the scope is not [`QUALITY_SCOPE`].
-    pub(super) fn into_view(self) -> Result<QualityView<'a>, &'a str> {
+    /// Reads one `tags` entry whose key is known not to be a [`TagKey`]: a named issue, or possibly another.
+    #[inline]
+    pub(super) fn other_tag(&mut self, key: &'a str, value: &'a str) {
+        match Issue::from_label(key) {
+            Some(issue) if issue != Issue::Other => self.issues[issue] = Some(value == ISSUE_TAG_TRUE),
+            _ => self.other_issues.set(key, value == ISSUE_TAG_TRUE),
+        }
+    }
+
+    /// The event, or `Err(scope)` when the scope is not [`QUALITY_SCOPE`] (by reference: the fields are a
+    /// few hundred bytes, not worth moving).
+    pub(super) fn view(&self) -> Result<QualityView<'a>, &'a str> {
         if self.scope != QUALITY_SCOPE {
             return Err(self.scope);
         }
@@ -279,7 +286,7 @@ mod tests {
 
     /// The mapping over the generated types.
     fn view(m: &Metrics) -> QualityView<'_> {
-        Fields::from_prost(m).into_view().expect("quality scope")
+        Fields::from_prost(m).view().expect("quality scope")
     }
 
     #[test]
@@ -420,7 +427,7 @@ mod tests {
         f.tag("x", "true");
         f.tag("x", "no");
         f.tag("z", "true");
-        let v = f.into_view().unwrap();
+        let v = f.view().unwrap();
         assert_eq!(v.other_issues, 2, "y and z");
     }
 

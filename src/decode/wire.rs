@@ -180,7 +180,7 @@ impl<'a> Reader<'a> {
 /// Whether `b` (at most 32 bytes) is all ASCII: the OR of overlapping words that together cover every byte (the
 /// last one ending at the end, so there is no byte-by-byte tail), high bits tested once.
 #[inline(always)]
-fn is_ascii_short(b: &[u8]) -> bool {
+pub(super) fn is_ascii_short(b: &[u8]) -> bool {
     let n = b.len();
     let acc = if n >= 8 {
         let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));

@@ -22,7 +22,8 @@ use super::conn::{Conn, NO_HEADER};
 use super::relay::{relay, Timeouts};
 use crate::http::webconfig::WebState;
 use crate::metrics::{CloseReason, Metrics};
-use crate::runtime::shutdown::{Lifecycle, RateLimit};
+use crate::runtime::logging::RateLimit;
+use crate::runtime::shutdown::Lifecycle;
 
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\ntoo many connections, try again\n";
 

@@ -17,11 +17,13 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
+use crate::ingest::events::KafkaClientErrors;
 use crate::ingest::fetch::FetchQueue;
 use crate::ingest::offsets::Offsets;
 use crate::ingest::time_lag::TimeLag;
 use crate::metrics::Metrics;
-use crate::runtime::shutdown::{Lifecycle, RateLimit};
+use crate::runtime::logging::RateLimit;
+use crate::runtime::shutdown::Lifecycle;
 
 /// The consumer's context: rebalance, statistics, errors and logs all arrive here, on the poll thread.
 pub struct ExporterContext {
@@ -31,7 +33,8 @@ pub struct ExporterContext {
     pub(super) offsets: Offsets,
     /// Where the assigned partitions' records are forwarded (opened and closed by the poll loop).
     pub(super) fetch: FetchQueue,
-    error_log: RateLimit,
+    /// Consumer, client and rebalance errors: one counter, a log limit each.
+    pub(super) errors: KafkaClientErrors,
     rdkafka_log: RateLimit,
     idle: Mutex<IdleWatch>,
     /// Partitions of the topic assigned now (kept by the rebalance callbacks).
@@ -55,15 +58,15 @@ struct IdleWatch {
 const IDLE_WARNING_EVERY: Duration = Duration::from_secs(300);
 
 impl ExporterContext {
-    /// `offsets` is the poll thread's end of [`super::offsets::channel`].
+    /// `offsets` is the poll thread's offset book ([`Offsets::new`]).
     pub fn new(cfg: &KafkaConfig, metrics: Metrics, life: Arc<Lifecycle>, offsets: Offsets) -> Self {
         ExporterContext {
+            errors: KafkaClientErrors::new(&metrics.consumer_errors),
             topic: cfg.topic.clone(),
             metrics,
             life,
             offsets,
             fetch: FetchQueue::default(),
-            error_log: RateLimit::new(Duration::from_secs(10)),
             rdkafka_log: RateLimit::new(Duration::from_secs(10)),
             assigned: Mutex::new(Vec::new()),
             watermarks: Mutex::new(HashMap::new()),
@@ -102,13 +105,6 @@ impl ExporterContext {
             idle.as_secs(),
             w.group
         );
-    }
-
-    pub(super) fn count_error(&self, what: &str, e: &dyn std::fmt::Display) {
-        self.metrics.consumer_errors.inc();
-        if let Some(n) = self.error_log.check() {
-            warn!("kafka {what}: {e} ({n} similar messages suppressed in the last 10 s)");
-        }
     }
 
     /// Sets the time-lag gauges of the assigned partitions from what the poll thread fetched (`t`), what the
@@ -188,7 +184,7 @@ impl ClientContext for ExporterContext {
             }
             self.set_ready(false);
         }
-        self.count_error("error", &format_args!("{error}: {reason}"));
+        self.errors.client.emit(&format_args!("{error}: {reason}"));
     }
 }
 
@@ -221,7 +217,7 @@ impl ConsumerContext for ExporterContext {
                     );
                 }
             }
-            Rebalance::Error(e) => self.count_error("rebalance error", e),
+            Rebalance::Error(e) => self.errors.rebalance.emit(e),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{debug, error, info};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
@@ -13,11 +13,11 @@ use rdkafka::types::RDKafkaRespErr;
 
 use crate::decode::event::{Event, Normalizer};
 use crate::decode::{Decoded, Decoder};
+use crate::ingest::batch::{Feed, Item, WorkerGone, BATCH_LEN};
 use crate::ingest::consumer::{ExporterConsumer, ExporterContext};
+use crate::ingest::events::BadRecord;
 use crate::ingest::fetch::{self, FetchGuard, Record};
-use crate::ingest::offsets::{Feed, Item, WorkerGone, BATCH_LEN};
 use crate::ingest::time_lag::TimeLag;
-use crate::runtime::shutdown::RateLimit;
 
 /// How long one round waits for a first record, and how often applied offsets are stored.
 const POLL_TICK: Duration = Duration::from_millis(100);
@@ -35,7 +35,7 @@ pub fn poll_loop(mut consumer: ExporterConsumer, feed: Feed, max_payload: usize,
         ctx,
         decoder: Decoder::new(max_payload),
         normalizer: Normalizer::with_exemplars(exemplars),
-        bad_log: RateLimit::new(Duration::from_secs(10)),
+        bad: BadRecord::new(ctx.metrics.payload_missing.clone(), ctx.metrics.messages_failed.clone()),
         time_lag: TimeLag::default(),
     };
     let mut last_store = Instant::now();
@@ -80,7 +80,7 @@ fn round(
         let sent = match consumer.poll(timeout) {
             None => break,
             Some(Err(e)) => {
-                records.ctx.count_error("consumer error", &e);
+                records.ctx.errors.consumer.emit(&e);
                 false
             }
             Some(Ok(msg)) => {
@@ -112,7 +112,7 @@ fn round(
 /// Adds one record of the fetch queue to the feed (a consumer error is counted instead).
 fn push_record(feed: &Feed, records: &mut Records<'_>, r: &Record<'_>) -> Result<bool, WorkerGone> {
     if r.error != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
-        records.ctx.count_error("consumer error", &KafkaError::MessageConsumption(r.error.into()));
+        records.ctx.errors.consumer.emit(&KafkaError::MessageConsumption(r.error.into()));
         return Ok(false);
     }
     feed.push(records.item(r.partition, r.offset, r.timestamp_ms, r.payload))
@@ -123,7 +123,7 @@ struct Records<'a> {
     ctx: &'a ExporterContext,
     decoder: Decoder,
     normalizer: Normalizer,
-    bad_log: RateLimit,
+    bad: BadRecord,
     time_lag: TimeLag,
 }
 
@@ -144,10 +144,7 @@ impl Records<'_> {
         let m = &self.ctx.metrics;
         m.messages_received.inc();
         let Some(bytes) = payload else {
-            m.payload_missing.inc();
-            if let Some(n) = self.bad_log.check() {
-                warn!("record {partition}/{offset} has no payload ({n} bad records not logged)");
-            }
+            self.bad.no_payload(partition, offset);
             return None;
         };
         match self.decoder.decode(bytes) {
@@ -166,14 +163,7 @@ impl Records<'_> {
                 None
             }
             Err(e) => {
-                m.messages_failed[e.reason()].inc();
-                if let Some(n) = self.bad_log.check() {
-                    warn!(
-                        "record {partition}/{offset} ({} bytes) rejected: {e} [{}] ({n} bad records not logged)",
-                        bytes.len(),
-                        e.reason()
-                    );
-                }
+                self.bad.rejected(partition, offset, bytes.len(), &e);
                 None
             }
         }

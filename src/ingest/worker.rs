@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::ingest::offsets::Inbox;
+use crate::ingest::batch::Inbox;
 use crate::metrics::{unix_now, Applier};
 
 /// How often idle sessions are expired; also the longest the worker waits for a batch.

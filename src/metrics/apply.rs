@@ -66,6 +66,7 @@ impl Applier {
     }
 
     /// Applies one quality event (the original's rules with the fixes of docs/differences.md). `wall` is Unix seconds, `now` the monotonic time used for session idleness.
+    #[inline(never)] // the apply stage keeps its own name in profiles
     pub fn apply(&mut self, ev: &Event, wall: f64, now: Instant) {
         let an = &ev.anomalies;
         // A score key's value is in the event when it or its monitor spelling was sent with its type.

@@ -14,30 +14,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use openssl::ssl::SslConnector;
 
-use super::endpoint::Endpoint;
+use crate::config::remote_write::{Auth, Endpoint};
 
 /// Largest response header read; a receiver's answer is a status line and a few headers.
 const MAX_HEAD: usize = 16 * 1024;
 /// How much of an error body is kept for the log.
 const BODY_SNIPPET: usize = 256;
-
-/// What goes into the `Authorization` header (the value is never logged).
-#[derive(Clone)]
-pub enum Auth {
-    None,
-    Basic(String),
-    Bearer(String),
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Auth::None => "None",
-            Auth::Basic(_) => "Basic(***)",
-            Auth::Bearer(_) => "Bearer(***)",
-        })
-    }
-}
 
 /// The receiver's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,15 +7,13 @@
 //! pusher reads the registry as a scrape does and never touches the pipeline, so a slow or absent receiver
 //! costs neither ingestion nor scraping.
 //!
-//! [`endpoint`] parses the URL, [`tls`] builds the TLS connector, [`encode`] turns the registry into a
-//! snappy-compressed `WriteRequest`, [`client`] sends one request, [`push`] is the thread: schedule,
+//! Its settings (the URL, the TLS connector, the credentials) are read and checked by the settings stage
+//! (`config/remote_write/`); [`encode`] turns the registry into a snappy-compressed `WriteRequest`, [`client`] sends one request, [`push`] is the thread: schedule,
 //! retries and back-off, self-metrics.
 
 pub mod client;
 pub mod encode;
-pub mod endpoint;
 pub mod push;
-pub mod tls;
 
 /// The remote-write messages generated from `proto/remote.proto`.
 #[allow(clippy::all, missing_docs)]

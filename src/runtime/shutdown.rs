@@ -137,35 +137,6 @@ impl Drop for ThreadGuard<'_> {
     }
 }
 
-/// Logs at most one message per interval for a repeating condition, counting what it suppressed.
-pub struct RateLimit {
-    interval: Duration,
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl RateLimit {
-    pub const fn new(interval: Duration) -> Self {
-        RateLimit { interval, state: Mutex::new((None, 0)) }
-    }
-
-    /// Returns `Some(suppressed_since_last)` when a message may be logged now.
-    pub fn check(&self) -> Option<u64> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match s.0 {
-            Some(last) if now.duration_since(last) < self.interval => {
-                s.1 += 1;
-                None
-            }
-            _ => {
-                let suppressed = s.1;
-                *s = (Some(now), 0);
-                Some(suppressed)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,16 +193,5 @@ mod tests {
         assert!(l.ready());
         l.request_stop();
         assert!(!l.ready());
-    }
-
-    #[test]
-    fn rate_limit_suppresses_and_counts() {
-        let r = RateLimit::new(Duration::from_secs(3600));
-        assert_eq!(r.check(), Some(0));
-        assert_eq!(r.check(), None);
-        assert_eq!(r.check(), None);
-        let r2 = RateLimit::new(Duration::ZERO);
-        assert_eq!(r2.check(), Some(0));
-        assert_eq!(r2.check(), Some(0));
     }
 }

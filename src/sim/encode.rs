@@ -1,17 +1,20 @@
 //! Producer side: builds quality `Metrics` messages and frames them as DashFlow producers do. Used by the
 //! built-in traffic generator (`demo`, `produce`) and by the tests.
 //!
-//! [`QualityRecord::message`] builds the generated prost types (with units and metric types, as DashFlow
-//! writes them); [`RecordWriter`] writes the same record straight into a buffer in the wire format, without
-//! building a message or allocating per record once its buffers have grown. A record may carry the keys of
+//! [`QualityRecord::message`] builds the generated prost types; [`RecordWriter`] writes the same bytes
+//! straight into a buffer, without building a message or allocating per record once its buffers have grown.
+//! A record as DashFlow's producers write it (`DashStreamCallback::emit_quality_metrics`) has a full header
+//! (message id, timestamp, tenant, thread, sequence, type, schema version), a unit and a metric type on every
+//! value, and the `thread_id` and `tenant_id` tags; [`QualityRecord::units`] and
+//! [`QualityRecord::identity_tags`] leave those out for the leaner shape the generator wrote before issue 29. A record may carry the keys of
 //! either DashFlow producer (DashStreamCallback's, which the original reads, or QualityMonitor's);
 //! [`low_quality_alert`] builds QualityMonitor's alert event.
 
 use prost::Message as _;
 
+use crate::decode::alert::{ALERT_TYPE_ATTRIBUTE, LOW_QUALITY_ALERT};
 use crate::decode::framing::{FRAME_PLAIN, FRAME_ZSTD};
 use crate::decode::keys::{MetricKey, TagKey};
-use crate::decode::message::{ALERT_TYPE_ATTRIBUTE, LOW_QUALITY_ALERT};
 use crate::proto::{
     attribute_value, dash_stream_message::Message, metric_value::Value, AttributeValue, CompressionType,
     DashStreamMessage, Event, EventType, Header, MessageType, MetricType, MetricValue, Metrics,
@@ -78,6 +81,15 @@ pub struct QualityRecord {
     pub message_id: Vec<u8>,
     /// `header.timestamp_us` (0: unset, as protobuf leaves it); only written with a header.
     pub timestamp_us: i64,
+    /// `header.tenant_id` ("": unset); only written with a header.
+    pub tenant_id: String,
+    /// `header.sequence` (0: unset); only written with a header.
+    pub sequence: u64,
+    /// A unit and a metric type on every metric value, as DashFlow's producers send them.
+    pub units: bool,
+    /// The `thread_id` and `tenant_id` tags (the header's values; each written when not empty), as
+    /// `DashStreamCallback` sends them.
+    pub identity_tags: bool,
     pub scope: String,
     pub scope_id: String,
     pub query_id: Option<String>,
@@ -109,6 +121,10 @@ impl Default for QualityRecord {
             thread_id: None,
             message_id: Vec::new(),
             timestamp_us: 0,
+            tenant_id: String::new(),
+            sequence: 0,
+            units: true,
+            identity_tags: false,
             scope: "quality".into(),
             scope_id: String::new(),
             query_id: None,
@@ -141,10 +157,11 @@ enum Scalar {
     Bool(bool),
 }
 
-/// The unit and metric type DashFlow producers send with a key's value.
+/// The unit and metric type DashFlow producers send with a key's value (`emit_quality_metrics`: "ratio" and
+/// "bool" gauges for its five keys).
 fn unit_and_type(key: MetricKey) -> (&'static str, MetricType) {
     match key {
-        MetricKey::QualityScore => ("score", MetricType::Gauge),
+        MetricKey::QualityScore => ("ratio", MetricType::Gauge),
         MetricKey::Passed => ("bool", MetricType::Gauge),
         MetricKey::LatencyMs => ("ms", MetricType::Histogram),
         MetricKey::RetryCount | MetricKey::TurnNumber => ("count", MetricType::Counter),
@@ -236,13 +253,17 @@ impl QualityRecord {
         }
     }
 
-    /// The tags this record sets, in name order.
-    fn tags(&self) -> [(TagKey, Option<&str>); 4] {
+    /// The tags this record sets, in name order (the tags the exporter reads and the identity tags).
+    fn tags<'a>(&'a self) -> [(&'static str, Option<&'a str>); 6] {
+        let on = self.identity_tags;
+        let identity = |v: Option<&'a str>| v.filter(|v| on && !v.is_empty());
         [
-            (TagKey::ApplicationType, self.application_type.as_deref()),
-            (TagKey::Category, self.category.as_deref()),
-            (TagKey::Model, self.model.as_deref()),
-            (TagKey::QueryId, self.query_id.as_deref()),
+            (TagKey::ApplicationType.label(), self.application_type.as_deref()),
+            (TagKey::Category.label(), self.category.as_deref()),
+            (TagKey::Model.label(), self.model.as_deref()),
+            (TagKey::QueryId.label(), self.query_id.as_deref()),
+            (TENANT_ID_TAG, identity(Some(&self.tenant_id))),
+            (THREAD_ID_TAG, identity(self.thread_id.as_deref())),
         ]
     }
 
@@ -253,6 +274,8 @@ impl QualityRecord {
                 thread_id: t.clone(),
                 message_id: self.message_id.clone(),
                 timestamp_us: self.timestamp_us,
+                tenant_id: self.tenant_id.clone(),
+                sequence: self.sequence,
                 r#type: MessageType::Metrics as i32,
                 schema_version: 1,
                 ..Header::default()
@@ -268,7 +291,7 @@ impl QualityRecord {
                     Scalar::Float(x) => Value::FloatValue(x),
                     Scalar::Bool(x) => Value::BoolValue(x),
                 };
-                let (unit, kind) = unit_and_type(key);
+                let (unit, kind) = if self.units { unit_and_type(key) } else { ("", MetricType::Unspecified) };
                 m.metrics.insert(
                     key.label().into(),
                     MetricValue { value: Some(value), unit: unit.into(), r#type: kind as i32 },
@@ -277,7 +300,7 @@ impl QualityRecord {
         }
         for (key, v) in self.tags() {
             if let Some(v) = v {
-                m.tags.insert(key.label().into(), v.into());
+                m.tags.insert(key.into(), v.into());
             }
         }
         for issue in &self.issues {
@@ -319,13 +342,21 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// A `metrics` map entry: key and a MetricValue holding one oneof value.
-fn put_metric(out: &mut Vec<u8>, key: &str, value: Scalar) {
-    let value_len = match value {
-        Scalar::Int(i) => 1 + varint_len(i as u64),
-        Scalar::Float(_) => 9,
-        Scalar::Bool(_) => 2,
-    };
+/// A `metrics` map entry: key and a MetricValue holding one oneof value, then its unit and metric type when
+/// `units` (as prost writes them: in field order, the unit left out when empty).
+fn put_metric(out: &mut Vec<u8>, key: MetricKey, value: Scalar, units: bool) {
+    let key = key.label();
+    let (unit, kind) =
+        if units { unit_and_type(MetricKey::from_label(key).expect("a key")) } else { ("", MetricType::Unspecified) };
+    let unit_len = if unit.is_empty() { 0 } else { 1 + varint_len(unit.len() as u64) + unit.len() };
+    let kind_len = if kind == MetricType::Unspecified { 0 } else { 1 + varint_len(kind as u64) };
+    let value_len = unit_len
+        + kind_len
+        + match value {
+            Scalar::Int(i) => 1 + varint_len(i as u64),
+            Scalar::Float(_) => 9,
+            Scalar::Bool(_) => 2,
+        };
     let entry_len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(value_len as u64) + value_len;
     put_tag(out, 4, 2);
     put_varint(out, entry_len as u64);
@@ -346,6 +377,13 @@ fn put_metric(out: &mut Vec<u8>, key: &str, value: Scalar) {
             out.push(u8::from(b));
         }
     }
+    if !unit.is_empty() {
+        put_bytes(out, 6, unit.as_bytes());
+    }
+    if kind != MetricType::Unspecified {
+        put_tag(out, 7, 0);
+        put_varint(out, kind as u64);
+    }
 }
 
 fn put_tag_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
@@ -356,8 +394,8 @@ fn put_tag_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     put_bytes(out, 2, value);
 }
 
-/// Writes an unframed `DashStreamMessage` carrying `rec`, directly in the protobuf wire format: the message
-/// [`QualityRecord::message`] builds, minus units and metric types (empty strings left out, as prost does).
+/// Writes an unframed `DashStreamMessage` carrying `rec`, directly in the protobuf wire format: the bytes
+/// prost writes for [`QualityRecord::message`] (fields in number order, unset fields left out).
 fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
     m.clear();
     if let Some(thread) = &rec.thread_id {
@@ -365,7 +403,11 @@ fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
         let stamp_len = if stamp == 0 { 0 } else { 1 + varint_len(stamp) };
         let id = &rec.message_id;
         let id_len = if id.is_empty() { 0 } else { 1 + varint_len(id.len() as u64) + id.len() };
-        let header_len = id_len + stamp_len + 1 + varint_len(thread.len() as u64) + thread.len() + 2 + 2;
+        let tenant = rec.tenant_id.as_bytes();
+        let tenant_len = if tenant.is_empty() { 0 } else { 1 + varint_len(tenant.len() as u64) + tenant.len() };
+        let seq_len = if rec.sequence == 0 { 0 } else { 1 + varint_len(rec.sequence) };
+        let thread_len = if thread.is_empty() { 0 } else { 1 + varint_len(thread.len() as u64) + thread.len() };
+        let header_len = id_len + stamp_len + tenant_len + thread_len + seq_len + 2 + 2;
         put_tag(m, 1, 2);
         put_varint(m, header_len as u64);
         if !id.is_empty() {
@@ -375,7 +417,16 @@ fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
             put_tag(m, 2, 0);
             put_varint(m, stamp);
         }
-        put_bytes(m, 4, thread.as_bytes());
+        if !tenant.is_empty() {
+            put_bytes(m, 3, tenant);
+        }
+        if !thread.is_empty() {
+            put_bytes(m, 4, thread.as_bytes());
+        }
+        if rec.sequence != 0 {
+            put_tag(m, 5, 0);
+            put_varint(m, rec.sequence);
+        }
         put_tag(m, 6, 0);
         put_varint(m, MessageType::Metrics as u64);
         put_tag(m, 9, 0);
@@ -388,17 +439,17 @@ fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
     }
     for key in METRICS_BY_NAME {
         if let Some(v) = rec.metric(key) {
-            put_metric(m, key.label(), v);
+            put_metric(m, key, v, rec.units);
         }
     }
-    // The tags the exporter reads and the issue tags, merged in name order (both lists are sorted).
+    // The record's tags and the issue tags, merged in name order (both lists are sorted).
     let mut issues = rec.issues.iter().peekable();
     for (key, v) in rec.tags() {
-        while let Some(issue) = issues.next_if(|i| i.as_str() < key.label()) {
+        while let Some(issue) = issues.next_if(|i| i.as_str() < key) {
             put_tag_entry(m, issue, ISSUE_TRUE.as_bytes());
         }
         if let Some(v) = v {
-            put_tag_entry(m, key.label(), v.as_bytes());
+            put_tag_entry(m, key, v.as_bytes());
         }
     }
     for issue in issues {
@@ -409,6 +460,9 @@ fn write_message(rec: &QualityRecord, m: &mut Vec<u8>, out: &mut Vec<u8>) {
 
 /// The value of an issue tag.
 const ISSUE_TRUE: &str = crate::decode::keys::ISSUE_TAG_TRUE;
+/// The identity tags `DashStreamCallback::emit_quality_metrics` sends beside the header's fields.
+pub const THREAD_ID_TAG: &str = "thread_id";
+pub const TENANT_ID_TAG: &str = "tenant_id";
 
 /// QualityMonitor's alert for an evaluation whose average fell below its threshold, as
 /// `QualityMonitor::emit_quality_alert` writes it: an `EVENT_TYPE_GRAPH_ERROR` event from node
@@ -447,8 +501,7 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// `rec` framed as `framing` into `out` (cleared first): what [`QualityRecord::encode`] gives, minus units
-    /// and metric types.
+    /// `rec` framed as `framing` into `out` (cleared first): what [`QualityRecord::encode`] gives.
     pub fn write(&mut self, rec: &QualityRecord, framing: Framing, out: &mut Vec<u8>) {
         self.body.clear();
         write_message(rec, &mut self.metrics, &mut self.body);
@@ -480,43 +533,58 @@ mod tests {
         names.sort_unstable();
         assert_eq!(METRICS_BY_NAME.map(MetricKey::label), names);
         let rec = QualityRecord::sample(4);
-        let tags: Vec<&str> = rec.tags().iter().map(|(k, _)| k.label()).collect();
+        let tags: Vec<&str> = rec.tags().iter().map(|(k, _)| *k).collect();
         assert!(tags.is_sorted(), "{tags:?}");
     }
 
-    /// The message of `rec` without units and metric types (which the writer leaves out).
-    fn without_units(rec: &QualityRecord) -> Vec<u8> {
-        let mut msg = rec.message();
-        if let Some(Message::Metrics(m)) = &mut msg.message {
-            for v in m.metrics.values_mut() {
-                v.unit.clear();
-                v.r#type = 0;
-            }
-        }
-        msg.encode_to_vec()
-    }
-
     #[test]
-    fn the_writer_writes_the_message_minus_units_and_types() {
+    fn the_writer_writes_the_bytes_prost_writes() {
         let mut w = RecordWriter::default();
         let mut out = Vec::new();
         let full = QualityRecord::sample(5);
         w.write(&full, Framing::Legacy, &mut out);
-        assert_eq!(out, without_units(&full), "the bytes prost writes");
+        assert_eq!(out, full.message().encode_to_vec(), "units and types");
+        let lean = QualityRecord { units: false, ..full.clone() };
+        w.write(&lean, Framing::Legacy, &mut out);
+        assert_eq!(out, lean.message().encode_to_vec(), "no units or types");
+        // Eight values, each with a unit (2 bytes + "ratio" ×4, "bool", "ms", "count" ×2) and a type (2 bytes).
+        assert_eq!(full.message().encoded_len() - lean.message().encoded_len(), 8 * 4 + 5 * 4 + 4 + 2 + 5 * 2);
         let sparse = QualityRecord { passed: Some(false), latency_ms: Some(-3), ..QualityRecord::default() };
         w.write(&sparse, Framing::Framed, &mut out);
-        assert_eq!((out[0], &out[1..]), (FRAME_PLAIN, &without_units(&sparse)[..]), "absent fields left out");
+        assert_eq!((out[0], &out[1..]), (FRAME_PLAIN, &sparse.message().encode_to_vec()[..]), "absent fields left out");
         let monitor = QualityRecord::monitor("t-1", 0.5, 0.9, 0.6, &["low_completeness", "low_accuracy", "zz"]);
         w.write(&monitor, Framing::Legacy, &mut out);
-        assert_eq!(out, without_units(&monitor), "issue tags merged with the read tags in name order");
+        assert_eq!(out, monitor.message().encode_to_vec(), "issue tags merged with the read tags in name order");
         let mut both = QualityRecord { issues: vec!["a".into(), "low_accuracy".into()], ..QualityRecord::sample(2) };
         both.quality_average = Some(0.25);
         w.write(&both, Framing::Legacy, &mut out);
-        assert_eq!(out, without_units(&both));
+        assert_eq!(out, both.message().encode_to_vec());
         for stamp in [1_796_000_000_123_456, -5] {
             let stamped = QualityRecord { timestamp_us: stamp, ..QualityRecord::sample(6) };
             w.write(&stamped, Framing::Legacy, &mut out);
-            assert_eq!(out, without_units(&stamped), "a header timestamp of {stamp}");
+            assert_eq!(out, stamped.message().encode_to_vec(), "a header timestamp of {stamp}");
         }
+        // DashFlow's whole shape: tenant, sequence, the identity tags beside the others and the issue tags.
+        let dashflow = QualityRecord {
+            timestamp_us: 1_796_000_000_123_456,
+            tenant_id: "acme".into(),
+            sequence: 300,
+            identity_tags: true,
+            issues: vec!["low_accuracy".into(), "tool_results_ignored".into()],
+            ..QualityRecord::sample(7)
+        };
+        w.write(&dashflow, Framing::Legacy, &mut out);
+        assert_eq!(out, dashflow.message().encode_to_vec());
+        let m = dashflow.message_metrics();
+        let h = m.header.as_ref().unwrap();
+        assert_eq!((h.tenant_id.as_str(), h.sequence, h.message_id.len()), ("acme", 300, 16));
+        assert_eq!((m.tags["tenant_id"].as_str(), m.tags["thread_id"].as_str()), ("acme", "sess-0"));
+        assert_eq!(m.tags.len(), 8);
+        assert!(m.metrics.values().all(|v| !v.unit.is_empty() && v.r#type != 0));
+        // Identity tags with an empty tenant: only the thread's.
+        let no_tenant = QualityRecord { identity_tags: true, ..QualityRecord::sample(8) };
+        w.write(&no_tenant, Framing::Legacy, &mut out);
+        assert_eq!(out, no_tenant.message().encode_to_vec());
+        assert_eq!(no_tenant.message_metrics().tags.get("tenant_id"), None);
     }
 }

@@ -72,6 +72,23 @@ pub const CATEGORIES: &[&str] = &["Simple", "Medium", "Complex", "Edge", "simple
 pub const APPLICATION_TYPES: &[&str] =
     &["librarian", "librarian", "code_assistant", "document_search", "document_search_streaming", "rag", "chat"];
 
+/// Tenants of the simulated producers (`header.tenant_id` and the `tenant_id` tag); "default" is
+/// DashStreamCallback's own default.
+pub const TENANTS: &[&str] = &["default", "acme-corp", "globex", "initech"];
+
+/// How generated records are laid out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordShape {
+    /// As DashFlow's producers write them (`DashStreamCallback::emit_quality_metrics`): a full header (16-byte
+    /// message id, timestamp, tenant, thread, sequence, type, schema version), a unit and a metric type on
+    /// every value, and the `thread_id` and `tenant_id` tags beside the others.
+    #[default]
+    DashFlow,
+    /// As this generator wrote them before issue 29, for comparing with earlier figures: a header of message
+    /// id, thread, type and schema version; values without unit or type; no identity tags.
+    Lean,
+}
+
 /// Generator settings.
 #[derive(Clone, Debug)]
 pub struct Traffic {
@@ -87,6 +104,10 @@ pub struct Traffic {
     /// Share of events written as DashFlow QualityMonitor evaluations (its keys and issue tags); each one whose
     /// average is below [`MONITOR_THRESHOLD`] is followed by its LOW_QUALITY alert.
     pub monitor_ratio: f64,
+    pub shape: RecordShape,
+    /// `None`: each record is stamped (`header.timestamp_us`) with the wall clock when drawn, as DashFlow's
+    /// producers do; `Some(t)`: the n-th record is stamped `t + n` µs, so traffic is reproducible.
+    pub stamp_from_us: Option<i64>,
 }
 
 impl Default for Traffic {
@@ -98,6 +119,8 @@ impl Default for Traffic {
             legacy_ratio: 0.05,
             active_sessions: 200,
             monitor_ratio: 0.0,
+            shape: RecordShape::DashFlow,
+            stamp_from_us: None,
         }
     }
 }
@@ -158,6 +181,13 @@ fn set_text(slot: &mut Option<String>, text: std::fmt::Arguments<'_>) {
     let _ = s.write_fmt(text);
 }
 
+/// Microseconds since the epoch (0 for a clock before it), as DashFlow's `create_header` stamps.
+fn wall_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 impl Generator {
     pub fn new(cfg: Traffic) -> Self {
         let rng = Rng::new(cfg.seed);
@@ -204,6 +234,7 @@ impl Generator {
         r.quality_issues_count = Some(r.issues.len() as i64);
         r.scope_id.clear();
         r.scope_id.push_str("response_evaluation");
+        r.identity_tags = false; // QualityMonitor sends only the issue tags
         for slot in [&mut r.query_id, &mut r.model, &mut r.category, &mut r.application_type] {
             *slot = None;
         }
@@ -261,6 +292,19 @@ impl Generator {
         rec.message_id.clear();
         rec.message_id.extend_from_slice(&self.cfg.seed.to_be_bytes());
         rec.message_id.extend_from_slice(&self.n.to_be_bytes());
+        let dashflow = self.cfg.shape == RecordShape::DashFlow;
+        rec.units = dashflow;
+        rec.identity_tags = dashflow;
+        rec.tenant_id.clear();
+        (rec.timestamp_us, rec.sequence) = (0, 0);
+        if dashflow {
+            rec.tenant_id.push_str(TENANTS[(session % TENANTS.len() as u64) as usize]);
+            rec.sequence = self.n;
+            rec.timestamp_us = match self.cfg.stamp_from_us {
+                Some(t) => t.saturating_add(self.n as i64),
+                None => wall_clock_us(),
+            };
+        }
         rec.scope_id.clear();
         let _ = write!(rec.scope_id, "q-{}", self.n);
         set_text(&mut rec.query_id, format_args!("q-{}", self.n));
@@ -316,19 +360,21 @@ mod tests {
 
     #[test]
     fn same_seed_same_traffic() {
-        let mut a = Generator::new(Traffic { seed: 42, ..Traffic::default() });
-        let mut b = Generator::new(Traffic { seed: 42, ..Traffic::default() });
+        let fixed = Traffic { seed: 42, stamp_from_us: Some(1_796_000_000_000_000), ..Traffic::default() };
+        let mut a = Generator::new(fixed.clone());
+        let mut b = Generator::new(fixed);
         for _ in 0..1000 {
             assert_eq!(a.next_generated().value, b.next_generated().value);
         }
-        let mut c = Generator::new(Traffic { seed: 43, ..Traffic::default() });
+        let mut c =
+            Generator::new(Traffic { seed: 43, stamp_from_us: Some(1_796_000_000_000_000), ..Traffic::default() });
         assert_ne!(a.next_generated().value, c.next_generated().value);
     }
 
     #[test]
     fn the_fast_encoder_writes_the_same_events() {
         use crate::decode::{Decoded, Decoder};
-        let cfg = Traffic { seed: 9, zstd_ratio: 0.2, legacy_ratio: 0.2, ..Traffic::default() };
+        let cfg = Traffic { seed: 9, zstd_ratio: 0.2, legacy_ratio: 0.2, stamp_from_us: Some(5), ..Traffic::default() };
         let (mut a, mut b) = (Generator::new(cfg.clone()), Generator::new(cfg));
         let mut d = Decoder::new(1 << 20);
         let mut d2 = Decoder::new(1 << 20);
@@ -397,5 +443,68 @@ mod tests {
         let mut sorted = lat.clone();
         sorted.sort();
         assert!(sorted[1000] > 300 && sorted[1000] < 1000, "median latency {}", sorted[1000]);
+    }
+
+    /// A 64-bit FNV-1a hash of 3 000 records (values, keys and alerts) and their total size.
+    fn digest(cfg: Traffic) -> (u64, usize) {
+        let mut g = Generator::new(cfg);
+        let (mut v, mut k) = (Vec::new(), String::new());
+        let (mut h, mut total) = (0xcbf2_9ce4_8422_2325u64, 0);
+        for _ in 0..3000 {
+            g.next_encoded(&mut v, &mut k);
+            let alert = g.take_alert().unwrap_or_default();
+            for b in v.iter().chain(k.as_bytes()).chain(&alert) {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+            total += v.len() + alert.len();
+        }
+        (h, total)
+    }
+
+    #[test]
+    fn the_lean_shape_is_what_the_generator_wrote_before_issue_29() {
+        // Taken from the generator of 6476b3f (seed 29, 20 % monitor evaluations, default framings).
+        let lean = Traffic { seed: 29, monitor_ratio: 0.2, shape: RecordShape::Lean, ..Traffic::default() };
+        assert_eq!(digest(lean), (0x1d8f_5c69_67fa_33c9, 970_600));
+    }
+
+    #[test]
+    fn the_dashflow_shape_has_the_whole_header_units_and_identity_tags() {
+        use crate::proto::dash_stream_message::Message;
+        use prost::Message as _;
+        let mut g = Generator::new(Traffic { seed: 4, zstd_ratio: 0.0, legacy_ratio: 0.0, ..Traffic::default() });
+        let (mut v, mut k) = (Vec::new(), String::new());
+        let before = wall_clock_us();
+        for n in 1..=200u64 {
+            g.next_encoded(&mut v, &mut k);
+            let msg = crate::proto::DashStreamMessage::decode(&v[1..]).unwrap();
+            let Some(Message::Metrics(m)) = msg.message else { panic!() };
+            let h = m.header.unwrap();
+            assert_eq!((h.message_id.len(), h.sequence, h.r#type, h.schema_version), (16, n, 6, 1));
+            assert!(h.timestamp_us >= before && h.timestamp_us <= wall_clock_us());
+            assert!(TENANTS.contains(&h.tenant_id.as_str()));
+            assert_eq!(
+                (m.tags["thread_id"].as_str(), m.tags["tenant_id"].as_str()),
+                (h.thread_id.as_str(), h.tenant_id.as_str())
+            );
+            assert_eq!(m.tags.len(), 6, "model, category, application type, query id, thread and tenant");
+            assert_eq!(m.metrics.len(), 8);
+            for (key, val) in &m.metrics {
+                let want = if key == "passed" {
+                    "bool"
+                } else if key == "latency_ms" {
+                    "ms"
+                } else if key.ends_with("count") || key == "turn_number" {
+                    "count"
+                } else {
+                    "ratio"
+                };
+                assert_eq!(val.unit, want, "{key}");
+                assert_ne!(val.r#type, 0, "{key}");
+            }
+        }
+        // Reproducible stamps when asked for.
+        let mut g = Generator::new(Traffic { seed: 4, stamp_from_us: Some(1000), ..Traffic::default() });
+        assert_eq!((g.next_record().timestamp_us, g.next_record().timestamp_us), (1001, 1002));
     }
 }

@@ -2,7 +2,7 @@
 //! masked), what the web config turns on and the librdkafka consumer properties, and let librdkafka itself
 //! check them. Exit 0, or 2 with every problem listed.
 
-use crate::config::{Config, KafkaConfig, RawSettings};
+use crate::config::{Config, RawSettings};
 
 pub fn main(raw: RawSettings) -> i32 {
     let described = Config::describe(&raw);
@@ -21,7 +21,7 @@ pub fn main(raw: RawSettings) -> i32 {
         None => println!("remote write off (REMOTE_WRITE_URL unset)"),
     }
     println!("librdkafka consumer properties:");
-    for (k, v) in KafkaConfig::masked(&cfg.kafka.consumer_properties()) {
+    for (k, v) in crate::config::kafka::masked(&cfg.kafka.consumer_properties()) {
         println!("  {k}={v}");
     }
     if let Err(e) = cfg.kafka.consumer_config().create_native_config() {

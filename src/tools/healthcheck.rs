@@ -19,8 +19,8 @@ use openssl::x509::verify::X509VerifyFlags;
 use openssl::x509::X509;
 
 use crate::config::cli::HealthcheckArgs;
+use crate::config::webconfig::{load_file, Pem};
 use crate::config::{ListenAddr, RawSettings, Setting};
-use crate::http::webconfig::{load_file, Pem};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CheckError {

@@ -221,6 +221,7 @@ pub fn main(args: ProduceArgs) -> i32 {
             legacy_ratio: args.legacy_ratio,
             active_sessions: args.sessions,
             monitor_ratio: args.monitor_ratio,
+            ..Traffic::default()
         },
         bad_ratio: args.bad_ratio,
         max_payload: cfg.max_payload_bytes,

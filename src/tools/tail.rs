@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::cli::TailArgs;
 use crate::config::KafkaConfig;
+use crate::decode::keys::MetricKey;
 use crate::decode::labels::{category_label, model_label};
 use crate::decode::{Decoded, Decoder, QualityView};
 use crate::runtime::shutdown::Lifecycle;
@@ -54,12 +55,15 @@ pub fn hex_preview(bytes: &[u8], max: usize) -> String {
 }
 
 fn event_json(ev: &QualityView<'_>) -> Value {
+    // The latency is observed only when the record carries it (QualityMonitor's evaluations do not): null
+    // otherwise, so what `tail` shows is what the exporter counts.
+    let latency_ms = ev.anomalies.present.contains(MetricKey::LatencyMs).then_some(ev.latency_ms);
     json!({
         "query_id": ev.query_id,
         "quality_score": ev.quality_score,
         "passed": ev.passed,
         "category": ev.category,
-        "latency_ms": ev.latency_ms,
+        "latency_ms": latency_ms,
         "retry_count": ev.retry_count,
         "model": ev.model,
         "session_id": ev.session_id,

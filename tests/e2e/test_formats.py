@@ -149,6 +149,11 @@ class Stack:
         for r in self.quality():
             ev = r["event"]
             c = crafted.get(ev.get("session_id"))
+            if not c and not ev.get("query_id"):
+                # A QualityMonitor evaluation: no query id, and no latency or model either, so it observes no
+                # histogram that keeps exemplars.
+                assert ev.get("latency_ms") is None and not ev.get("model"), ev
+                continue
             key = (c.want_thread_id, c.want_message_id) if c else (ev["session_id"], generated_message_id(ev["query_id"]))
             assert key not in out, f"two records with the exemplar ids {key}"
             out[key] = dict(ev, model_label=r.get("model_label"))

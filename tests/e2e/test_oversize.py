@@ -1,6 +1,6 @@
 """A record over the payload limit through a real broker (issue 7, item 2).
 
-`tests/bad_input.rs` checks the 11 MiB record against the default 10 MiB limit in process, because neither broker
+`tests/it/bad_input.rs` checks the 11 MiB record against the default 10 MiB limit in process, because neither broker
 here can carry it to a consumer: librdkafka's mock cluster keeps only ~5 MiB per partition, and tansu 0.6.0 never
 returns a record batch larger than the consumer's fetch.max.bytes (the exporter sets 2 MiB), where Kafka returns
 the first batch whatever its size (KIP-74); checked with confluent-kafka, 8 and 11 MiB records never came back

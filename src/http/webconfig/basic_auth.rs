@@ -1,87 +1,18 @@
-//! `basic_auth_users`: the users and their bcrypt hashes, and the check of an `Authorization: Basic` header
-//! against them.
+//! The check of an `Authorization: Basic` header against `basic_auth_users` (read and checked by
+//! `config/webconfig/users.rs`).
 //!
 //! A successful check is cached (keyed by user, hash and password) so that a scraper with the right password
 //! pays one SHA-256 per request instead of a bcrypt run. Unknown users cost a bcrypt run like known ones, of
 //! the same cost. The bcrypt runs that other logins cost are budgeted per client address and in total
 //! ([`AuthLimits`]): past either, a login is answered 429 without one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::decode::mapping;
-use super::error::{err_at, key_name, WebConfigError};
-use super::node::{Kind, Node};
 use super::rate::Tokens;
-use super::settings::RateLimitConfig;
-
-/// `basic_auth_users`: user name → bcrypt hash. `Debug` shows the names only.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Users(pub(super) BTreeMap<String, String>);
-
-impl fmt::Debug for Users {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-impl Users {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-}
-
-/// Whether `h` looks like a bcrypt hash: `$2a$`, `$2b$`, `$2x$` or `$2y$`, a cost 04..31, 53 characters.
-pub fn is_bcrypt_hash(h: &str) -> bool {
-    let b = h.as_bytes();
-    b.len() == 60
-        && b[0] == b'$'
-        && b[1] == b'2'
-        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
-        && b[3] == b'$'
-        // Bytes, not `&h[4..6]`: that slice panics when a multi-byte character straddles it (fuzz finding).
-        && b[4].is_ascii_digit()
-        && b[5].is_ascii_digit()
-        && (4..=31).contains(&((b[4] - b'0') * 10 + (b[5] - b'0')))
-        && b[6] == b'$'
-        && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
-}
-
-/// Reads `basic_auth_users`: a mapping of user name to bcrypt hash. A wrong value is reported without
-/// repeating it.
-pub(super) fn section(node: Option<&Node>) -> Result<Users, WebConfigError> {
-    let mut users = BTreeMap::new();
-    for (user, line, value) in mapping(node, "basic_auth_users", &[])? {
-        let hash = match &value.kind {
-            Kind::Scalar(h, _) => h.as_str(),
-            _ => "",
-        };
-        if !is_bcrypt_hash(hash) {
-            return Err(err_at(
-                *line,
-                format!(
-                    "basic_auth_users.{}: expected a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters; \
-                     e.g. from `htpasswd -nBC 10 USER`)",
-                    key_name(user)
-                ),
-            ));
-        }
-        if user.contains(':') {
-            return Err(err_at(*line, format!("basic_auth_users.{}: a user name cannot contain ':'", key_name(user))));
-        }
-        users.insert(user.clone(), hash.to_string());
-    }
-    Ok(Users(users))
-}
+use crate::config::webconfig::{RateLimitConfig, Users};
 
 /// Decodes `Authorization: Basic base64(user:password)` (scheme case-insensitive, as Go's `Request.BasicAuth`).
 pub fn parse_basic_auth(header: &str) -> Option<(Vec<u8>, Vec<u8>)> {
@@ -117,10 +48,6 @@ pub fn dummy_hash(users: &Users) -> String {
         .map(|h| h.format_for_version(bcrypt::Version::TwoY))
         .expect("a cost in bcrypt's range")
 }
-
-/// A cost-4 bcrypt hash for the tests of this folder.
-#[cfg(test)]
-pub(super) const TEST_HASH: &str = "$2y$04$8wCHDkh5RTIdG3VkS4dVieKl6gXUqENvNmE3fKfGFePKcvP8ySPhW";
 
 /// Successful verifications, keyed by a SHA-256 of (user, hash, password): a scrape with the right password
 /// costs one SHA-256 instead of a (deliberately slow) bcrypt run. Bounded; cleared when full.
@@ -304,6 +231,7 @@ impl Login<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::webconfig::is_bcrypt_hash;
 
     #[test]
     fn the_dummy_hash_costs_what_the_users_hashes_cost() {
@@ -322,16 +250,6 @@ mod tests {
         let c31 = "$2y$31$8wCHDkh5RTIdG3VkS4dVieKl6gXUqENvNmE3fKfGFePKcvP8ySPhW";
         assert_eq!(Users([("slow".to_string(), c31.to_string())].into()).0.values().count(), 1);
         assert_eq!(DUMMY_COST_MAX, 14);
-    }
-
-    #[test]
-    fn bcrypt_hash_shape() {
-        assert!(is_bcrypt_hash(TEST_HASH));
-        assert!(is_bcrypt_hash(&TEST_HASH.replacen("$2y$", "$2a$", 1)));
-        assert!(!is_bcrypt_hash(&TEST_HASH.replacen("$2y$04", "$2y$03", 1)));
-        assert!(!is_bcrypt_hash(&TEST_HASH.replacen("$2y$", "$3y$", 1)));
-        assert!(!is_bcrypt_hash(&TEST_HASH[..59]));
-        assert!(!is_bcrypt_hash(&format!("{}!", &TEST_HASH[..59])));
     }
 
     fn basic(user: &str, pass: &str) -> String {
@@ -429,10 +347,11 @@ mod tests {
         // The cached scraper gets in throughout, from any address, at no cost.
         assert_eq!(login.check_at(Some(&right), Some(a), at(3500)), AuthOutcome::Allowed);
         assert_eq!(login.check_at(Some(&right), Some(c), at(3500)), AuthOutcome::Allowed);
-        // A refusal by the total budget took nothing from b: once the budget is positive again (2.1 s later,
-        // when b has regained its one failure), five failures fit (had the two refused logins taken a token
-        // each, only three would).
-        let b_tries: Vec<_> = (0..6).map(|i| login.check_at(Some(&wrong), Some(b), at(5600 + i))).collect();
+        // A refusal by the total budget took nothing from b: once the budget is well positive again (3.9 s
+        // later: 0.95 s of bcrypt time, so that real bcrypt runs on a loaded machine do not spend it; b has
+        // regained its one failure and not yet a second), five failures fit (had the two refused logins taken
+        // a token each, only three would).
+        let b_tries: Vec<_> = (0..6).map(|i| login.check_at(Some(&wrong), Some(b), at(7400 + i))).collect();
         assert_eq!(b_tries, [no, no, no, no, no, client]);
     }
 }

@@ -1,46 +1,12 @@
-//! `--web.config.file`: the Prometheus exporter-toolkit web config (TLS, basic auth, response headers, a
-//! rate limit) for the HTTP endpoints, read as the toolkit reads it.
-//!
-//! ```yaml
-//! tls_server_config:
-//!   cert_file: server.crt            # or cert: | (PEM inline); relative paths: relative to this file
-//!   key_file: server.key             # or key: |
-//!   client_auth_type: RequireAndVerifyClientCert
-//!   client_ca_file: ca.crt           # or client_ca: |; without one, Verify* use the system's roots
-//!   client_allowed_sans: [scraper.example.net]
-//!   min_version: TLS12               # TLS10..TLS13; max_version likewise (default TLS13)
-//!   cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]   # Go's names
-//!   curve_preferences: [X25519, CurveP256]
-//! http_server_config:
-//!   http2: true                      # accepted; the server speaks HTTP/1.1
-//!   headers: {X-Frame-Options: deny}
-//! basic_auth_users:
-//!   alice: $2y$10$...                # bcrypt hash
-//! rate_limit: {interval: 1s, burst: 20}
-//! ```
-//!
-//! From text to use: `node` reads the YAML (saphyr-parser) into a tree with line numbers, `decode` holds
-//! the strict typed reads, and `settings` (with `tls` and `basic_auth` for their sections) turns the tree
-//! into a [`WebConfig`]: an unknown key, a duplicate key or a wrong type is an error naming the file, the
-//! line and the key. Password hashes, passwords and inline keys never appear in errors, logs or `Debug`
-//! output. [`load_file`] reads a file once, for the settings stage to check and the HTTP server to start
-//! from; [`WebState`] keeps the config in force and re-reads it when its files change; `rate` is the
-//! token bucket of `rate_limit`.
+//! Serving with `--web.config.file` (the Prometheus exporter-toolkit web config, read and checked by
+//! `config/webconfig/`): [`WebState`] keeps the config in force and re-reads it when its files change
+//! (`reload`), `basic_auth` checks logins against `basic_auth_users` within budgets of bcrypt work, and
+//! `rate` is the token bucket of `rate_limit`.
 
 mod basic_auth;
-mod decode;
-mod error;
-mod node;
 mod rate;
 mod reload;
-mod settings;
-mod tls;
 
-pub use basic_auth::{
-    dummy_hash, is_bcrypt_hash, parse_basic_auth, AuthCache, AuthLimits, AuthOutcome, Login, Throttle, Users,
-};
-pub use error::WebConfigError;
+pub use basic_auth::{dummy_hash, parse_basic_auth, AuthCache, AuthLimits, AuthOutcome, Login, Throttle};
 pub use rate::TokenBucket;
-pub use reload::{load_file, Loaded, WebConfigFile, WebState, RELOAD_CHECK_INTERVAL};
-pub use settings::{parse, RateLimitConfig, WebConfig, HEADERS};
-pub use tls::{build_acceptor, ClientAuth, Pem, TlsConfig, TlsVersion, CIPHER_SUITES, CURVES};
+pub use reload::{Loaded, WebState, RELOAD_CHECK_INTERVAL};

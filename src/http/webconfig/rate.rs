@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::settings::RateLimitConfig;
+use crate::config::webconfig::RateLimitConfig;
 
 pub struct TokenBucket {
     limit: RateLimitConfig,

@@ -1,13 +1,11 @@
-//! A web config file read once ([`load_file`]), and the config in force ([`WebState`]), re-read when the file
-//! or the files it names change.
+//! The web config in force ([`WebState`]), starting from the file the settings stage read and checked
+//! (`config/webconfig/file.rs`), re-read when the file or the files it names change.
 //!
 //! The settings stage reads and checks the file; the HTTP server starts from that value and reads the files
 //! again only when they change. The check runs at most once a second, when a connection or a request asks
 //! for the config, and sees a change by `stat` (mtime, size, inode). An invalid new version is logged and
 //! counted, and the previous one stays in force.
 
-use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,14 +15,12 @@ use openssl::ssl::SslAcceptor;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 use super::basic_auth::{dummy_hash, AuthCache, AuthLimits, Throttle};
-use super::error::WebConfigError;
 use super::rate::TokenBucket;
-use super::settings::{parse, WebConfig};
-use super::tls::build_acceptor;
-use crate::runtime::shutdown::RateLimit;
+use crate::config::webconfig::{read_stamped, stamp, Checked, Stamp, WebConfig, WebConfigFile};
+use crate::runtime::logging::RateLimit;
 use crate::table::PerKey;
 
-/// A web config read from disk, with its TLS context built.
+/// The web config in force, with what the HTTP stage builds from it once per load.
 pub struct Loaded {
     pub config: WebConfig,
     pub acceptor: Option<SslAcceptor>,
@@ -36,66 +32,8 @@ pub struct Loaded {
     pub dummy_hash: String,
 }
 
-/// A web config file as read and checked once: what the server starts from.
-#[derive(Clone)]
-pub struct WebConfigFile {
-    path: PathBuf,
-    loaded: Arc<Loaded>,
-    /// The files read, each stamped just before it was read.
-    stamps: Vec<(PathBuf, Stamp)>,
-}
-
-impl WebConfigFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn config(&self) -> &WebConfig {
-        &self.loaded.config
-    }
-
-    /// One line for `check-config` and the start-up log: what is on, never a hash.
-    pub fn summary(&self) -> String {
-        self.loaded.config.summary()
-    }
-}
-
-/// The path and the summary: never a hash, nor the TLS context.
-impl fmt::Debug for WebConfigFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebConfigFile").field("path", &self.path).field("summary", &self.summary()).finish()
-    }
-}
-
-/// Reads, parses and builds everything a web config file names. Errors name the file.
-pub fn load_file(path: &Path) -> Result<WebConfigFile, WebConfigError> {
-    let (stamps, loaded) = read_stamped(path, Vec::new);
-    Ok(WebConfigFile { path: path.to_path_buf(), loaded: Arc::new(loaded?), stamps })
-}
-
-/// Reads the config file and builds what it names, stamping each file just before it is read, so that a
-/// change during the read shows at the next check. When the file does not parse, the files named by
-/// `fallback` are stamped instead (those of the config in force: still the ones to watch).
-fn read_stamped(
-    path: &Path,
-    fallback: impl FnOnce() -> Vec<PathBuf>,
-) -> (Vec<(PathBuf, Stamp)>, Result<Loaded, WebConfigError>) {
-    let config_stamp = stamp(path);
-    let parsed = read_config(path);
-    let files = match &parsed {
-        Ok(config) => config.files(),
-        Err(_) => fallback(),
-    };
-    let stamps = std::iter::once((path.to_path_buf(), config_stamp))
-        .chain(files.into_iter().map(|p| (p.clone(), stamp(&p))))
-        .collect();
-    let loaded = parsed.and_then(|config| {
-        let acceptor = config
-            .tls
-            .as_ref()
-            .map(build_acceptor)
-            .transpose()
-            .map_err(|e| WebConfigError(format!("{}: {e}", path.display())))?;
+impl Loaded {
+    fn new(Checked { config, acceptor }: Checked) -> Loaded {
         let limiter = config.rate_limit.map(|l| Arc::new(TokenBucket::new(l)));
         // The values were checked against the toolkit's rules when parsed; one tiny_http refuses is skipped.
         let headers = config
@@ -104,23 +42,8 @@ fn read_stamped(
             .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
             .collect();
         let dummy_hash = if config.users.is_empty() { String::new() } else { dummy_hash(&config.users) };
-        Ok(Loaded { config, acceptor, limiter, headers, dummy_hash })
-    });
-    (stamps, loaded)
-}
-
-fn read_config(path: &Path) -> Result<WebConfig, WebConfigError> {
-    let text = std::fs::read(path).map_err(|e| WebConfigError(format!("cannot read {}: {e}", path.display())))?;
-    let text = String::from_utf8(text).map_err(|_| WebConfigError(format!("{}: not UTF-8 text", path.display())))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, base).map_err(|e| WebConfigError(format!("{}: {e}", path.display())))
-}
-
-/// Identity of a file's content as far as `stat` tells: (mtime ns, size, inode), `None` if it cannot be read.
-type Stamp = Option<(i64, u64, u64)>;
-
-fn stamp(p: &Path) -> Stamp {
-    std::fs::metadata(p).ok().map(|m| (m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.size(), m.ino()))
+        Loaded { config, acceptor, limiter, headers, dummy_hash }
+    }
 }
 
 struct Watch {
@@ -154,7 +77,7 @@ pub struct WebState {
 pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl WebState {
-    /// Starts from the file as [`load_file`] read it; the files are read again only once they change.
+    /// Starts from the file as the settings stage read it; the files are read again only once they change.
     pub fn new(file: WebConfigFile) -> WebState {
         let reloads = IntCounterVec::new(
             Opts::new(
@@ -195,7 +118,11 @@ impl WebState {
             auth_throttled,
             auth_limits: AuthLimits::default(),
             path: file.path,
-            watch: Mutex::new(Watch { current: file.loaded, stamps: file.stamps, checked: Instant::now() }),
+            watch: Mutex::new(Watch {
+                current: Arc::new(Loaded::new(Arc::unwrap_or_clone(file.checked))),
+                stamps: file.stamps,
+                checked: Instant::now(),
+            }),
             cache: AuthCache::default(),
             reload_ok: reloads.with_label_values(&["success"]),
             reload_failed: reloads.with_label_values(&["failure"]),
@@ -236,7 +163,8 @@ impl WebState {
         let (stamps, result) = read_stamped(&self.path, in_force);
         w.stamps = stamps;
         match result {
-            Ok(loaded) => {
+            Ok(checked) => {
+                let loaded = Loaded::new(checked);
                 info!("web config {} reloaded: {}", self.path.display(), loaded.config.summary());
                 if loaded.config.users != w.current.config.users {
                     self.cache.clear();
@@ -262,7 +190,7 @@ impl WebState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::webconfig::basic_auth::TEST_HASH;
+    use crate::config::webconfig::{load_file, TEST_HASH};
 
     /// The server starts from the value read at start-up, without reading the file again, and still
     /// picks up a change made after that read at its first check.

@@ -1,17 +1,17 @@
 //! What a web config file sets ([`WebConfig`]) and [`parse`], from the file's text to it.
 //!
 //! The top level has the toolkit's four sections: `tls_server_config` (`tls`), `http_server_config`
-//! (here), `basic_auth_users` (`basic_auth`) and `rate_limit` (here). `parse` reads no file, so it can be
+//! (here), `basic_auth_users` (`users`) and `rate_limit` (here). `parse` reads no file, so it can be
 //! fuzzed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::basic_auth::{self, Users};
 use super::decode::{self, get, mapping};
 use super::error::{err_at, quote, redact_hashes, WebConfigError};
 use super::node::parse_document;
 use super::tls::{self, TlsConfig, HTTP2_REQUIRED};
+use super::users::{self, Users};
 
 /// `rate_limit`: a token bucket of `burst` requests refilled one per `interval` (Go's `rate.Limiter`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<WebConfig, WebConfigError> {
     })?;
     let tls_line = top.iter().find(|(k, _, _)| k == "tls_server_config").map_or(1, |(_, l, _)| *l);
     let tls = tls::section(get(top, "tls_server_config"), tls_line, base_dir)?;
-    let users = basic_auth::section(get(top, "basic_auth_users"))?;
+    let users = users::section(get(top, "basic_auth_users"))?;
     let http_node = get(top, "http_server_config");
     let http = mapping(http_node, "http_server_config", &["http2", "headers"])?;
     let http2 = decode::boolean(get(http, "http2"), "http_server_config.http2")?.unwrap_or(true);
@@ -206,8 +206,8 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<WebConfig, WebConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::webconfig::basic_auth::{is_bcrypt_hash, TEST_HASH as HASH};
-    use crate::http::webconfig::tls::{ClientAuth, Pem, TlsVersion};
+    use crate::config::webconfig::tls::{ClientAuth, Pem, TlsVersion};
+    use crate::config::webconfig::users::{is_bcrypt_hash, TEST_HASH as HASH};
 
     fn p(text: &str) -> Result<WebConfig, String> {
         parse(text, Path::new("/etc/x")).map_err(|e| e.0)

@@ -2,13 +2,11 @@
 //! partitions (out of order inside a partition, one later than the reorder window, one outside the range, one
 //! undecodable, one without a header stamp), and the exact samples written at each boundary.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, BIN};
+use crate::common::{Cluster, BIN};
 use dashflow_prometheus_exporter::sim::encode::{Framing, QualityRecord};
 use rdkafka::producer::{BaseRecord, Producer};
 

@@ -3,14 +3,12 @@
 //! environment, not the logs (at debug level), not `check-config`, not a panic message, not `/metrics` — and a
 //! bad file or a doubly given secret stops the start with exit code 2.
 
-mod common;
-
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Cluster, Exporter, BIN};
+use crate::common::{Cluster, Exporter, BIN};
 
 const SASL_SECRET: &str = "Zq7-sasl-SECRET-4f1c9";
 const KEY_SECRET: &str = "Zq7-key-SECRET-8b2e0";
@@ -136,8 +134,10 @@ fn a_panic_message_holds_no_secret() {
     // `check-config` printing to a pipe nobody reads panics ("failed printing to stdout") with the secrets loaded.
     let (sasl, key) = secret_files("panic");
     let mut fds = [0; 2];
-    // SAFETY: pipe(2) into a two-element array.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // Close-on-exec: a child another test spawns meanwhile must not inherit the read end (the write would
+    // then succeed and the child exit 0); this child's stdout is a dup of the write end, which stays open.
+    // SAFETY: pipe2(2) into a two-element array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: both descriptors were just created and are owned here only.
     let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(read_end);

@@ -4,14 +4,12 @@
 //! healthcheck under TLS and basic auth; `--web.listen-address` and `--web.systemd-socket` (started by
 //! Debian's `systemd-socket-activate`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pki::Pki;
-use common::{Exporter, BIN};
+use crate::common::pki::Pki;
+use crate::common::{Exporter, BIN};
 
 fn temp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dfe-web-toolkit-{}-{tag}", std::process::id()));
@@ -28,7 +26,7 @@ fn write(path: &Path, text: &str) {
 }
 
 fn start(web: &Path, extra: &[(&str, &str)]) -> Exporter {
-    let brokers = format!("127.0.0.1:{}", common::free_port());
+    let brokers = format!("127.0.0.1:{}", crate::common::free_port());
     let web = web.to_str().unwrap();
     let env: Vec<(&str, &str)> = std::iter::once(("WEB_CONFIG_FILE", web)).chain(extra.iter().copied()).collect();
     Exporter::spawn(&brokers, "web", "g-web-toolkit", &env)
@@ -290,9 +288,9 @@ fn healthcheck_speaks_tls_with_basic_auth_and_never_prints_the_password() {
 
 #[test]
 fn several_listen_addresses_and_systemd_socket_activation() {
-    let (p1, p2) = (common::free_port(), common::free_port());
+    let (p1, p2) = (crate::common::free_port(), crate::common::free_port());
     let list = format!("127.0.0.1:{p1},[::1]:{p2}");
-    let brokers = format!("127.0.0.1:{}", common::free_port());
+    let brokers = format!("127.0.0.1:{}", crate::common::free_port());
     let e = Exporter::spawn(&brokers, "web", "g-listen", &[("WEB_LISTEN_ADDRESS", &list)]);
     for url in [format!("http://127.0.0.1:{p1}/-/healthy"), format!("http://[::1]:{p2}/-/healthy")] {
         wait(&url, &e, || curl(&[&url]).status == 200);
@@ -301,7 +299,7 @@ fn several_listen_addresses_and_systemd_socket_activation() {
     drop(e);
 
     // systemd-socket-activate holds the socket and starts the daemon at the first connection, passing it.
-    let p = common::free_port();
+    let p = crate::common::free_port();
     let log = std::env::temp_dir().join(format!("dfe-socket-activate-{}.log", std::process::id()));
     let mut child = Command::new("systemd-socket-activate")
         .args(["-l", &format!("127.0.0.1:{p}"), "-E", &format!("KAFKA_BROKERS={brokers}"), "-E", "RUST_LOG=info"])

@@ -2,9 +2,7 @@
 //! HTTP and TLS on loopback. Certificates come from a test CA generated here with the openssl crate; no broker
 //! is needed (the exporter serves HTTP without one).
 
-#[path = "web/attacks.rs"]
 mod attacks;
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -13,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{parse_response, Exporter, Response, BIN};
+use crate::common::{parse_response, Exporter, Response, BIN};
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
@@ -136,7 +134,7 @@ impl Drop for TempDir {
 /// Starts the exporter with a web config and no broker; returns once it logged its port (not yet answering:
 /// with TLS the plain-HTTP readiness probe of `Exporter::start_with` cannot be used).
 fn start(web_config: &Path, extra: &[(&str, &str)]) -> Exporter {
-    let brokers = format!("127.0.0.1:{}", common::free_port());
+    let brokers = format!("127.0.0.1:{}", crate::common::free_port());
     let web = web_config.to_str().expect("UTF-8 temp path");
     let env: Vec<(&str, &str)> = std::iter::once(("WEB_CONFIG_FILE", web)).chain(extra.iter().copied()).collect();
     Exporter::spawn(&brokers, "web", "g-web", &env)

@@ -3,16 +3,14 @@
 //! counted exactly, later good records still counted, and the number of series bounded. The largest volume
 //! (1 000 000 distinct session ids) also runs in-process through the same decoder, normalizer and applier.
 //!
-//! Official records and the basic malformed kinds are in tests/daemon.rs; this file adds what that does not
-//! cover. RSS is printed for information only (`cargo test --test bad_input -- --nocapture`); set
+//! Official records and the basic malformed kinds are in tests/it/daemon.rs; this file adds what that does not
+//! cover. RSS is printed for information only (`cargo test --test it bad_input:: -- --nocapture`); set
 //! BAD_INPUT_DISTINCT (default 100000) and BAD_INPUT_SESSION_CAP (default 1000) to scale the through-Kafka
 //! cardinality case for a one-off measurement.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Exporter, Scrape};
+use crate::common::{Cluster, Exporter, Scrape};
 use dashflow_prometheus_exporter::config::{Config, RawSettings};
 use dashflow_prometheus_exporter::decode::event::Normalizer;
 use dashflow_prometheus_exporter::decode::{DecodeError, Decoded, Decoder, MetricKey, DEFAULT_MAX_PAYLOAD};

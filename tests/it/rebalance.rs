@@ -7,11 +7,9 @@
 //! it accepts no commit while members are re-joining, where Kafka accepts commits of the current generation),
 //! and every partition is read again from the start. The one-hour soak found that (benches/RESULTS.md, "Soak").
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Cluster, Exporter};
+use crate::common::{Cluster, Exporter};
 use dashflow_prometheus_exporter::sim::encode::{Framing, QualityRecord};
 
 const WAIT: Duration = Duration::from_secs(40);

@@ -4,8 +4,6 @@
 //! receiver that is down or stalls, and the last push at shutdown. `tests/e2e/test_remote_write.py` does the
 //! same against a real Prometheus.
 
-mod common;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Exporter};
+use crate::common::{Cluster, Exporter};
 use dashflow_prometheus_exporter::remote_write::wire::WriteRequest;
 use dashflow_prometheus_exporter::sim::encode::{Framing, QualityRecord};
 use prost::Message;
@@ -277,7 +275,7 @@ fn retries_back_off_honour_retry_after_and_refusals_are_dropped_and_counted() {
 fn a_receiver_down_for_a_while_costs_a_gap_then_the_cumulative_values_arrive() {
     let c = Cluster::new("rw-down", 2);
     // A port nothing listens on, reused when the receiver comes up.
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let url = format!("http://127.0.0.1:{port}/api/v1/write");
     let mut e = exporter(&c, "rw-down", &url, &[("REMOTE_WRITE_INTERVAL_SECS", "1")]);
     c.produce(&records(30));

@@ -1,11 +1,9 @@
 //! The subcommands, each run as a process the way an operator would.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, http_request, Cluster, Exporter, Scrape, BIN};
+use crate::common::{free_port, http_request, Cluster, Exporter, Scrape, BIN};
 use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 use serde_json::Value;
 

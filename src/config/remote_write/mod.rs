@@ -7,14 +7,31 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+pub use self::endpoint::Endpoint;
+pub use self::tls::{connector, TlsFile, TlsFiles};
 use super::check::Checker;
 use super::setting::Setting;
-use crate::remote_write::client::Auth;
-use crate::remote_write::endpoint::Endpoint;
-use crate::remote_write::tls::{self, TlsFile, TlsFiles};
 
-/// Longest interval between pushes accepted.
-const MAX_INTERVAL_SECS: u64 = 3600;
+mod endpoint;
+mod tls;
+
+/// What goes into the `Authorization` header (the value is never logged).
+#[derive(Clone)]
+pub enum Auth {
+    None,
+    Basic(String),
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "None",
+            Auth::Basic(_) => "Basic(***)",
+            Auth::Bearer(_) => "Bearer(***)",
+        })
+    }
+}
 
 /// What the pusher needs; `None` in [`super::Config`] when `REMOTE_WRITE_URL` is unset.
 #[derive(Clone)]
@@ -64,7 +81,7 @@ impl RemoteWriteConfig {
     }
 
     pub(crate) fn check(c: &mut Checker<'_>) -> Option<RemoteWriteConfig> {
-        let interval = Duration::from_secs(c.integer::<u64>(Setting::RemoteWriteIntervalSecs, 1, MAX_INTERVAL_SECS));
+        let interval = Duration::from_secs(c.integer::<u64>(Setting::RemoteWriteIntervalSecs));
         let job = c.non_empty_string(Setting::RemoteWriteJob);
         let instance = match c.explicit(Setting::RemoteWriteInstance) {
             Some(i) if i.trim().is_empty() => {
@@ -100,7 +117,7 @@ impl RemoteWriteConfig {
             }
         };
         let tls = if endpoint.tls {
-            match tls::connector(&tls_files) {
+            match connector(&tls_files) {
                 Ok(t) => Some(t),
                 Err((file, why)) => {
                     let (s, p) = match file {
@@ -222,9 +239,9 @@ fn host_name() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Auth;
     use crate::config::testing::{errs, ok, raw, temp_file as file};
     use crate::config::Config;
-    use crate::remote_write::client::Auth;
     use std::time::Duration;
 
     #[test]

@@ -1,13 +1,11 @@
 //! The real binary against librdkafka's mock cluster (real Kafka protocol over TCP), scraped over HTTP.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Exporter};
+use crate::common::{Cluster, Exporter};
 use dashflow_prometheus_exporter::decode::labels::{category_label, is_librarian, model_label};
 use dashflow_prometheus_exporter::sim::encode::{from_hex, Framing, QualityRecord, WORKED_EXAMPLE};
 use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
@@ -318,11 +316,12 @@ fn a_member_with_no_partition_shows_it_and_warns_after_two_session_timeouts() {
     let a = Exporter::start(&c, "g-idle", &timeout);
     a.wait_value("dashstream_exporter_kafka_assigned_partitions", 1.0, WAIT);
     let b = Exporter::start(&c, "g-idle", &timeout);
-    // After the rebalance one member owns partition 0 (the assignor decides which) and the other none.
+    // After the rebalance one member owns partition 0 (the assignor decides which) and the other none. Before
+    // it, `a` still owns it and `b` has none: so the split counts only once `b` has had its assignment.
     let owners = |e: &Exporter| e.scrape().get("dashstream_exporter_kafka_assigned_partitions");
     a.wait_until(WAIT, "one owner and one idle member", |a| {
         let (x, y) = (owners(a), owners(&b));
-        matches!((x, y), (Some(1.0), Some(0.0)) | (Some(0.0), Some(1.0)))
+        b.logs().contains("partitions assigned") && matches!((x, y), (Some(1.0), Some(0.0)) | (Some(0.0), Some(1.0)))
     });
     let (owner, idle) = if owners(&a) == Some(1.0) { (&a, &b) } else { (&b, &a) };
     idle.wait_until(WAIT, "the idle member's warning", |e| e.logs().contains(IDLE));
@@ -357,7 +356,7 @@ fn forward(listener: TcpListener, target: String) {
 
 #[test]
 fn readiness_follows_the_broker_and_the_process_survives_without_one() {
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let brokers = format!("127.0.0.1:{port}");
     let e = Exporter::start_with(&brokers, "late", "g-late", &[]);
     std::thread::sleep(Duration::from_secs(2));
@@ -467,7 +466,7 @@ fn connections_beyond_the_cap_get_503_and_idle_ones_are_closed() {
         }
     };
     // Three kept-alive connections just answered hold the cap: one answered less than 1 s ago is not given up
-    // for a newcomer (an incomplete or never-sent request would be: see tests/hostile_http.rs). On a loaded
+    // for a newcomer (an incomplete or never-sent request would be: see tests/it/hostile_http.rs). On a loaded
     // machine more than 1 s may pass between the first answer and the newcomer; then the gate rightly evicts
     // the quietest connection and the newcomer is answered. Then all three are left to be closed by the
     // server and the test tries again.
@@ -516,7 +515,7 @@ fn systemd_notify_ready_only_once_ready_watchdog_and_stopping() {
         got
     };
 
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let path = sock_path.display().to_string();
     let mut e = Exporter::start_with(
         &format!("127.0.0.1:{port}"),

@@ -4,12 +4,10 @@
 //! and its LOW_QUALITY alerts, DashStreamCallback's events and `send_test_quality_metrics`' events, mixed on one
 //! topic, with PROMETHEUS_QUALITY_PASS_THRESHOLD off and on.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, Exporter, BIN};
+use crate::common::{Cluster, Exporter, BIN};
 use dashflow_prometheus_exporter::decode::classify;
 use dashflow_prometheus_exporter::decode::{Decoded, Decoder, OtherKind, DEFAULT_MAX_PAYLOAD};
 use serde_json::Value;
@@ -88,7 +86,7 @@ const MIXED: [&str; 10] = [
     "04-monitor-issues-high-average.bin",
 ];
 
-fn run(files: &[&str], extra: &[(&str, &str)]) -> common::Scrape {
+fn run(files: &[&str], extra: &[(&str, &str)]) -> crate::common::Scrape {
     let c = Cluster::new("dashflow", 1);
     c.produce(&files.iter().map(|f| (0, Some(record(f)))).collect::<Vec<_>>());
     let e = Exporter::start(&c, "g-dashflow", extra);
@@ -97,7 +95,7 @@ fn run(files: &[&str], extra: &[(&str, &str)]) -> common::Scrape {
 }
 
 #[track_caller]
-fn check(s: &common::Scrape, expect: &[(&str, f64)]) {
+fn check(s: &crate::common::Scrape, expect: &[(&str, f64)]) {
     for (series, want) in expect {
         assert_eq!(s.v(series), *want, "{series}");
     }
@@ -106,7 +104,7 @@ fn check(s: &common::Scrape, expect: &[(&str, f64)]) {
 const ISSUES: [&str; 6] =
     ["tool_results_ignored", "incomplete_coverage", "low_accuracy", "low_relevance", "low_completeness", "other"];
 
-fn issues(s: &common::Scrape) -> Vec<f64> {
+fn issues(s: &crate::common::Scrape) -> Vec<f64> {
     ISSUES.iter().map(|i| s.v(&format!("dashstream_quality_issues_total{{issue=\"{i}\"}}"))).collect()
 }
 

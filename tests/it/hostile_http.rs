@@ -11,15 +11,13 @@
 //! threads are busy; its 4 resident threads in `baseline` cover tasks finishing while new ones start). So
 //! `threads <= baseline + 2 * METRICS_MAX_CONNECTIONS`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Exporter, Scrape};
+use crate::common::{Cluster, Exporter, Scrape};
 use dashflow_prometheus_exporter::sim::encode::{from_hex, WORKED_EXAMPLE};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -112,7 +110,7 @@ fn setup(name: &str, n: usize, env: &[(&str, &str)]) -> (Cluster, Exporter, usiz
 
 /// A scrape the way Prometheus makes one (gzip, its Accept and headers), on a fresh connection.
 fn prometheus_scrape(addr: SocketAddr) -> Scrape {
-    let r = common::http_request(
+    let r = crate::common::http_request(
         addr,
         "GET",
         "/metrics",

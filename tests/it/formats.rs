@@ -4,14 +4,12 @@
 //! records that were produced, and native histograms whose buckets add up to what was produced. Records go
 //! through librdkafka's mock cluster over TCP; the protobuf answer is decoded with prost.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Exporter, Scrape, BIN};
+use crate::common::{Cluster, Exporter, Scrape, BIN};
 use dashflow_prometheus_exporter::metrics::protobuf::decoded::{self, MetricType};
 use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
 
@@ -50,7 +48,7 @@ fn drained(e: &Exporter) {
     }
 }
 
-fn get(e: &Exporter, accept: Option<&str>, gzip: bool) -> common::Response {
+fn get(e: &Exporter, accept: Option<&str>, gzip: bool) -> crate::common::Response {
     let mut headers = Vec::new();
     if let Some(a) = accept {
         headers.push(("Accept", a));
@@ -63,7 +61,7 @@ fn get(e: &Exporter, accept: Option<&str>, gzip: bool) -> common::Response {
     r
 }
 
-fn body(r: &common::Response) -> Vec<u8> {
+fn body(r: &crate::common::Response) -> Vec<u8> {
     match r.header("Content-Encoding") {
         Some("gzip") => {
             let mut out = Vec::new();

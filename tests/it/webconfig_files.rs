@@ -8,12 +8,10 @@
 //! repository. `@server.crt@`-style lines are replaced by that file's PEM, indented alike, so inline
 //! certificates and keys are real ones generated for the run (with the `openssl` command).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::BIN;
+use crate::common::BIN;
 
 /// Replaces each `@file@` line by the file's lines, indented as the placeholder was.
 fn fill(text: &str, dir: &Path) -> String {
@@ -66,7 +64,7 @@ fn cases() -> Vec<Case> {
 fn every_file_is_accepted_or_refused_as_its_header_says_and_as_the_toolkit_does() {
     let dir = std::env::temp_dir().join(format!("dfe-webconfig-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    common::pki::Pki::new(&dir);
+    crate::common::pki::Pki::new(&dir);
     let cases = cases();
     let mut failures = Vec::new();
     let mut as_toolkit = 0;
