@@ -263,7 +263,7 @@ below 0.8 followed by its LOW_QUALITY alert event",
                 .value_name("TIME")
                 .value_parser(crate::tools::backfill::time::parse_instant)
                 .requires("timestamps-span")
-                .help("Stamp the records (Kafka timestamp) from TIME on, spread evenly over --timestamps-span by record number (needs --count): history for backfill"),
+                .help("Stamp the records (Kafka timestamp, and header.timestamp_us of DashFlow-shaped records) from TIME on, spread evenly over --timestamps-span by record number (needs --count): history for backfill"),
         )
         .arg(
             Arg::new("timestamps-span")

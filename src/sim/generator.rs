@@ -106,8 +106,11 @@ pub struct Traffic {
     pub monitor_ratio: f64,
     pub shape: RecordShape,
     /// `None`: each record is stamped (`header.timestamp_us`) with the wall clock when drawn, as DashFlow's
-    /// producers do; `Some(t)`: the n-th record is stamped `t + n` µs, so traffic is reproducible.
+    /// producers do; `Some(t)`: the n-th record is stamped `t + n * stamp_step_us` µs, so traffic is
+    /// reproducible (or spread over the past: `produce --timestamps-from`).
     pub stamp_from_us: Option<i64>,
+    /// Microseconds between the stamps of consecutive records with `stamp_from_us` (default 1).
+    pub stamp_step_us: i64,
 }
 
 impl Default for Traffic {
@@ -121,6 +124,7 @@ impl Default for Traffic {
             monitor_ratio: 0.0,
             shape: RecordShape::DashFlow,
             stamp_from_us: None,
+            stamp_step_us: 1,
         }
     }
 }
@@ -301,7 +305,7 @@ impl Generator {
             rec.tenant_id.push_str(TENANTS[(session % TENANTS.len() as u64) as usize]);
             rec.sequence = self.n;
             rec.timestamp_us = match self.cfg.stamp_from_us {
-                Some(t) => t.saturating_add(self.n as i64),
+                Some(t) => t.saturating_add((self.n as i64).saturating_mul(self.cfg.stamp_step_us)),
                 None => wall_clock_us(),
             };
         }

@@ -221,6 +221,9 @@ pub fn main(args: ProduceArgs) -> i32 {
             legacy_ratio: args.legacy_ratio,
             active_sessions: args.sessions,
             monitor_ratio: args.monitor_ratio,
+            // DashFlow-shaped records carry their time in the header too: the same spread as the Kafka stamps.
+            stamp_from_us: args.stamps.map(|(first, _)| first * 1000),
+            stamp_step_us: args.stamps.map_or(1, |(_, span)| (span * 1000 / args.count.max(1) as i64).max(1)),
             ..Traffic::default()
         },
         bad_ratio: args.bad_ratio,
