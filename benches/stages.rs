@@ -30,11 +30,29 @@ fn read_corpus(file: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// `cargo test --benches` runs every bench once without arguments: then 256 generated records in DashFlow's
+/// shape, 2 rounds, as a smoke test that the stages run.
+fn smoke_corpus() -> Vec<Vec<u8>> {
+    use dashflow_prometheus_exporter::sim::generator::{Generator, Traffic};
+    let mut g = Generator::new(Traffic { seed: 7, zstd_ratio: 0.0, legacy_ratio: 0.0, ..Traffic::default() });
+    let mut key = String::new();
+    (0..256)
+        .map(|_| {
+            let mut v = Vec::new();
+            g.next_encoded(&mut v, &mut key);
+            v
+        })
+        .collect()
+}
+
 fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let file = args.first().expect("usage: stages FILE [ROUNDS]");
-    let rounds: usize = args.get(1).map_or(200, |s| s.parse().expect("a round count"));
-    let records = read_corpus(file);
+    let (records, rounds) = match args.first() {
+        Some(file) => (read_corpus(file), args.get(1).map_or(200, |s| s.parse().expect("a round count"))),
+        None if !bench => (smoke_corpus(), 2),
+        None => panic!("usage: stages FILE [ROUNDS]"),
+    };
     let mut applier = common::applier(common::metrics());
     let mut decoder = common::decoder();
     let mut normalizer = Normalizer::with_exemplars(true);

@@ -11,14 +11,22 @@ use std::io::Write as _;
 use dashflow_prometheus_exporter::sim::generator::{Generator, RecordShape, Traffic};
 
 fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let file = args.first().expect("usage: stages_corpus FILE [dashflow|lean] [N]");
+    // `cargo test --benches` runs it once without arguments: 64 records into a temporary file, removed after.
+    let smoke = std::env::temp_dir().join(format!("dfe-stages-corpus-{}.bin", std::process::id()));
+    let (file, smoke) = match args.first() {
+        Some(f) => (f.clone(), false),
+        None if !bench => (smoke.display().to_string(), true),
+        None => panic!("usage: stages_corpus FILE [dashflow|lean] [N]"),
+    };
+    let file = file.as_str();
     let shape = match args.get(1).map(String::as_str) {
         None | Some("dashflow") => RecordShape::DashFlow,
         Some("lean") => RecordShape::Lean,
         Some(other) => panic!("shape is dashflow or lean, not {other}"),
     };
-    let n: usize = args.get(2).map_or(4096, |s| s.parse().expect("a record count"));
+    let n: usize = args.get(2).map_or(if smoke { 64 } else { 4096 }, |s| s.parse().expect("a record count"));
     let zstd_ratio = match args.get(3).map(String::as_str) {
         None => 0.0,
         Some("zstd") => 1.0,
@@ -35,4 +43,7 @@ fn main() {
     std::fs::File::create(file).and_then(|mut f| f.write_all(&out)).expect("write the corpus");
     let bytes = out.len() - 4 * n;
     println!("{n} {shape:?} records, {bytes} bytes, {:.1} bytes per record, to {file}", bytes as f64 / n as f64);
+    if smoke {
+        std::fs::remove_file(file).expect("remove the smoke corpus");
+    }
 }
