@@ -210,10 +210,11 @@ def test_kill_9_during_ingest_over_counts_at_most_the_uncommitted(tools, pm, wor
     start_line = re.search(r"librdkafka\[(.*)\]", first.proc.log_text()).group(1)
     assert "auto.commit.interval.ms" not in start_line, "this test assumes librdkafka's default 5 s interval"
 
-    # a live stream: 3 000 records/s for 16 s, which the exporter follows. The mock keeps about 5 MiB per
-    # partition and silently drops older records: 48 000 records of ~320 B over 4 partitions stay below that.
+    # a live stream: 2 000 records/s for 16 s, which the exporter follows. The mock keeps about 5 MiB per
+    # partition and silently drops older records: 32 000 records of ~480 B (DashFlow's record shape) over 4
+    # partitions stay below that.
     live = s.BackgroundProduce(pm, tools.exporter, workdir / "kill9" / "produce.log", broker.bootstrap, topic,
-                               seed=51, count=48_000, rate=3000)
+                               seed=51, count=32_000, rate=2000)
     timeline: list[tuple[float, int]] = []  # (monotonic time, received) of every scrape of the first run
     t0 = time.monotonic()
     while True:
